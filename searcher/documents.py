@@ -1,0 +1,114 @@
+"""The document model: one built spec in one build-cache tag, and its searchable terms."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Splits a value into the parts a user may type alone: "py-keras" -> "py", "keras";
+# "build_system=cmake" -> "build_system", "cmake". Dots and underscores stay inside
+# a part so versions ("11.4.0"), OS names ("ubuntu24.04") and "x86_64" survive whole.
+_PART_SPLIT = re.compile(r"[^a-z0-9._]+")
+
+
+def normalize_compiler(compiler: str) -> str:
+    """Fold Spack's two spellings of a pinned compiler: 'gcc@=11.4.0' and 'gcc@11.4.0'."""
+    return compiler.replace("@=", "@")
+
+
+def word_terms(value: str) -> list[str]:
+    """The terms one whitespace-free value contributes to the text index."""
+    word = value.lower()
+    terms = [word]
+    for part in _PART_SPLIT.split(word):
+        part = part.strip("._")
+        if part and part not in terms:
+            terms.append(part)
+    return terms
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One prebuilt spec as listed in one build-cache tag."""
+
+    tag: str
+    package: str
+    hash: str
+    version: str
+    compiler: str
+    os: str
+    platform: str
+    target: str
+    variants: tuple[str, ...]
+    stacks: tuple[str, ...]
+    size: int | None = None
+    tarball: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The document id: the same hash may be listed in several tags."""
+        return f"{self.tag}/{self.hash}"
+
+    def facet_values(self) -> dict[str, list[str]]:
+        """The value(s) this spec holds for every facet (see schema.FACETS)."""
+        return {
+            "tag": [self.tag],
+            "package": [self.package],
+            "version": [self.version],
+            "compiler": [normalize_compiler(self.compiler)],
+            "os": [self.os],
+            "platform": [self.platform],
+            "target": [self.target],
+            "stack": list(dict.fromkeys(self.stacks)),
+            "variant": list(dict.fromkeys(self.variants)),
+        }
+
+    def name_terms(self) -> list[str]:
+        """Terms that find this spec by package name: 'py-keras', 'py', 'keras'."""
+        return word_terms(self.package)
+
+    def text_terms(self) -> list[str]:
+        """Every term a free-text query can match for this spec."""
+        values = [
+            self.package,
+            self.version,
+            self.compiler,
+            normalize_compiler(self.compiler),
+            self.os,
+            self.platform,
+            self.target,
+            self.tag,
+            *self.variants,
+            *self.stacks,
+        ]
+        terms: dict[str, None] = {}
+        for value in values:
+            for term in word_terms(value):
+                terms[term] = None
+        return list(terms)
+
+    def to_record(self) -> dict:
+        """The JSON shape of a hit (the API contract's hit object)."""
+        return {
+            "id": self.id,
+            "package": self.package,
+            "version": self.version,
+            "tag": self.tag,
+            "hash": self.hash,
+            "compiler": self.compiler,
+            "os": self.os,
+            "platform": self.platform,
+            "target": self.target,
+            "variants": list(self.variants),
+            "stacks": list(self.stacks),
+            "size": self.size,
+            "tarball": self.tarball,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict) -> Spec:
+        """Rebuild a Spec from to_record()'s output (as stored in the index)."""
+        fields = {k: v for k, v in record.items() if k != "id"}
+        fields["variants"] = tuple(fields["variants"])
+        fields["stacks"] = tuple(fields["stacks"])
+        return cls(**fields)

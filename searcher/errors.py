@@ -1,0 +1,47 @@
+"""Errors a user can cause, each with the HTTP status it is answered with."""
+
+from __future__ import annotations
+
+
+class SearcherError(Exception):
+    """A mistake or condition to report to the user in one line, never as a traceback."""
+
+    status = 400
+
+    def __init__(self, message: str, *, position: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+    def to_dict(self) -> dict:
+        """The JSON error body: {"error": {"status", "message"[, "position"]}}."""
+        error: dict = {"status": self.status, "message": self.message}
+        if self.position is not None:
+            error["position"] = self.position
+        return {"error": error}
+
+
+class BadRequest(SearcherError):
+    """A request parameter that cannot be used."""
+
+
+class QueryError(BadRequest):
+    """Query text that cannot be parsed; position is the offending character's index."""
+
+
+class NotFound(SearcherError):
+    """No such page or document."""
+
+    status = 404
+
+
+class IndexUnavailable(SearcherError):
+    """There is no index to answer from (yet)."""
+
+    status = 503
+
+
+class ReindexRunning(SearcherError):
+    """Another reindex holds the index lock."""
+
+    status = 409
