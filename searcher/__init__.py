@@ -1,0 +1,3 @@
+"""searcher: faceted search over the Spack build-cache listing."""
+
+__version__ = "0.1.0"

@@ -45,6 +45,30 @@ class FacetCount:
         return {"value": self.value, "count": self.count, "selected": self.selected}
 
 
+class FacetTableBuilder:
+    """Collects each document's facet values, by document number, while a build runs."""
+
+    def __init__(self) -> None:
+        self._postings: dict[str, dict[str, BitMap]] = {f.name: {} for f in FACETS}
+        self.doc_count = 0
+
+    def add(self, docnum: int, values: dict[str, list[str]]) -> None:
+        """Record the facet values (Spec.facet_values()) of one document."""
+        for facet, facet_values in values.items():
+            table = self._postings[facet]
+            for value in facet_values:
+                bitmap = table.get(value)
+                if bitmap is None:
+                    bitmap = table[value] = BitMap()
+                bitmap.add(docnum)
+        self.doc_count = max(self.doc_count, docnum + 1)
+
+    def finish(self) -> FacetTable:
+        """The table over documents 0..doc_count-1, all live."""
+        live = BitMap(range(self.doc_count))
+        return FacetTable.build(self.doc_count, live, self._postings)
+
+
 class FacetTable:
     """Per-facet-value document bitmaps over one generation of the index."""
 
@@ -79,20 +103,16 @@ class FacetTable:
 
     @classmethod
     def build(
-        cls,
-        doc_count: int,
-        live_ids: Iterable[int],
-        terms: Callable[[str], Iterable[str]],
-        postings: Callable[[str, str], Iterable[int]],
+        cls, doc_count: int, live: BitMap, postings: dict[str, dict[str, BitMap]]
     ) -> FacetTable:
-        """Build from an index's own postings, so bitmaps and doc numbers always agree."""
+        """Build from facet -> value -> documents holding it (see FacetTableBuilder)."""
         values: dict[str, list[str]] = {}
         bitmaps: dict[str, list[FrozenBitMap]] = {}
-        live = FrozenBitMap(live_ids)
+        live = FrozenBitMap(live)
         for facet in FACETS:
-            names = sorted(terms(facet.name))
-            values[facet.name] = names
-            bitmaps[facet.name] = [FrozenBitMap(postings(facet.name, v)) & live for v in names]
+            by_value = postings.get(facet.name, {})
+            values[facet.name] = sorted(by_value)
+            bitmaps[facet.name] = [FrozenBitMap(by_value[v]) & live for v in values[facet.name]]
         rank = _display_rank(doc_count, values, bitmaps)
         return cls(doc_count, live, values, bitmaps, rank)
 

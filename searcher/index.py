@@ -38,7 +38,7 @@ from whoosh.scoring import BM25F
 
 from searcher.documents import Spec
 from searcher.errors import IndexUnavailable, ReindexRunning
-from searcher.facets import FacetTable
+from searcher.facets import FacetTable, FacetTableBuilder
 from searcher.schema import NAME_BOOST, SCHEMA_VERSION, make_schema
 
 CURRENT = "CURRENT"
@@ -167,25 +167,34 @@ def _fsync_tree(path: Path) -> None:
 
 
 class GenerationWriter:
-    """Writes one new generation: Whoosh documents, then the facet structures and meta."""
+    """Writes one new generation: Whoosh documents, then the facet structures and meta.
+
+    Facet values are not Whoosh fields: FacetTableBuilder records them by document number
+    as documents are added. A single writer on a fresh index numbers documents 0, 1, 2...
+    in the order they are added; finish() checks that against the committed index.
+    """
 
     def __init__(self, directory: Path, *, limitmb: int = 256):
         self.directory = directory
         self._ix = whoosh_index.create_in(str(directory), make_schema())
         self._writer = self._ix.writer(limitmb=limitmb)
+        self._facets = FacetTableBuilder()
+        self._checkpoints: dict[int, str] = {}  # docnum -> id, to verify the numbering
         self.count = 0
 
     def add(self, spec: Spec) -> None:
         """Add one spec as one document."""
-        values = spec.facet_values()
         self._writer.add_document(
             id=spec.id,
             hash=spec.hash,
             name=" ".join(spec.name_terms()),
             text=" ".join(spec.text_terms()),
             doc=spec.to_record(),
-            **{name: " ".join(vals) for name, vals in values.items()},
         )
+        self._facets.add(self.count, spec.facet_values())
+        if self.count == 0 or self.count % 10_000 == 0:
+            self._checkpoints[self.count] = spec.id
+        self._last_id = spec.id
         self.count += 1
 
     def cancel(self) -> None:
@@ -195,16 +204,18 @@ class GenerationWriter:
         self._ix.close()
 
     def finish(self, meta: dict) -> FacetTable:
-        """Commit documents, derive the facet structures from the committed index, write meta."""
+        """Commit the documents, check the numbering, write the facet structures and meta."""
         self._writer.commit()
-        with self._ix.reader() as reader:
-            facets = FacetTable.build(
-                reader.doc_count_all(),
-                reader.all_doc_ids(),
-                lambda field: (t.decode() for t in reader.lexicon(field)),
-                lambda field, value: reader.postings(field, value).all_ids(),
+        with self._ix.searcher() as searcher:
+            checkpoints = {**self._checkpoints, self.count - 1: self._last_id}
+            numbered = searcher.doc_count_all() == self.count and all(
+                searcher.stored_fields(docnum)["id"] == doc_id
+                for docnum, doc_id in checkpoints.items()
             )
         self._ix.close()
+        if not numbered:
+            raise RuntimeError("Whoosh numbered documents out of insertion order")
+        facets = self._facets.finish()
         facets.save(self.directory)
         meta = {**meta, "schema_version": SCHEMA_VERSION, "doc_count": len(facets.live)}
         (self.directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")

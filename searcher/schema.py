@@ -38,12 +38,6 @@ NAME_BOOST = 4.0
 
 def make_schema() -> fields.Schema:
     """The schema of one generation of the index."""
-    facet_fields = {
-        # Facet values are kept verbatim (case included): they are matched exactly and
-        # read back from postings to build the facet bitmaps.
-        facet.name: fields.KEYWORD(lowercase=False, commas=False)
-        for facet in FACETS
-    }
     return fields.Schema(
         id=fields.ID(stored=True, unique=True),
         hash=fields.ID(),
@@ -51,6 +45,6 @@ def make_schema() -> fields.Schema:
         # field is all the analysis needed; scorable keeps frequencies for BM25F.
         name=fields.KEYWORD(lowercase=True, scorable=True),
         text=fields.KEYWORD(lowercase=True, scorable=True),
+        # The whole spec, for hits; facet values live in our own bitmaps (facets.py).
         doc=fields.STORED(),
-        **facet_fields,
     )

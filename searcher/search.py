@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pyroaring import BitMap
 
 from searcher.documents import Spec
-from searcher.errors import BadRequest
+from searcher.errors import BadRequest, NotFound
 from searcher.facets import FacetCount
 from searcher.index import Snapshot, TextTerm
 from searcher.query import FacetValue, HashPrefix, ParsedQuery, Variant, Word, parse
@@ -61,8 +61,10 @@ class SearchRequest:
             values = [v.strip() for v in params.get(facet, ()) if v.strip()]
             if values:
                 filters[facet] = tuple(dict.fromkeys(values))
+        q = _single(params, "q", "").strip()
+        parse(q)  # a query that cannot be parsed is a bad parameter like any other
         return cls(
-            q=_single(params, "q", "").strip(),
+            q=q,
             filters=filters,
             page=_integer(params, "page", 1, 1, MAX_PAGE),
             per_page=_integer(params, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
@@ -205,3 +207,42 @@ def _integer(params: Mapping[str, Sequence[str]], name: str, default: int, lo: i
     if not lo <= value <= hi:
         raise BadRequest(f"parameter '{name}' must be between {lo} and {hi}, got {value}")
     return value
+
+
+MIRROR_URL = "https://binaries.spack.io/{tag}"
+
+
+@dataclass
+class SpecDetails:
+    """A spec page: the spec, how to install it, and the other tags that hold its hash."""
+
+    spec: Spec
+    other_tags: list[str]
+
+    @property
+    def install_commands(self) -> list[str]:
+        """Shell commands that install this exact build from its build cache."""
+        spec = self.spec
+        return [
+            f"spack mirror add {spec.tag} {MIRROR_URL.format(tag=spec.tag)}",
+            "spack buildcache keys --install --trust",
+            f"spack install --cache-only {spec.package}@{spec.version} /{spec.hash}",
+        ]
+
+    def to_dict(self) -> dict:
+        """The JSON answer of /api/spec/<tag>/<hash>."""
+        return {
+            "spec": self.spec.to_record(),
+            "other_tags": self.other_tags,
+            "install": self.install_commands,
+        }
+
+
+def spec_details(snapshot: Snapshot, tag: str, hash_: str) -> SpecDetails:
+    """The spec `<tag>/<hash>`; NotFound if the index does not hold it."""
+    docnum = snapshot.docnum_for_id(f"{tag}/{hash_}")
+    if docnum is None:
+        raise NotFound(f"no spec {tag}/{hash_} in the index")
+    (spec,) = snapshot.specs([docnum])
+    others = snapshot.specs(d for d in snapshot.docnums_for_hash(hash_) if d != docnum)
+    return SpecDetails(spec=spec, other_tags=sorted(s.tag for s in others))

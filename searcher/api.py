@@ -1,0 +1,38 @@
+"""The JSON API: /api/search, /api/spec/<tag>/<hash>, /api/health."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from searcher.search import SearchRequest, search, spec_details
+from searcher.views import request_params, snapshot
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.get("/search")
+def search_json():
+    """Hits, facet counts and paging for a query, as JSON (the contract in README)."""
+    request = SearchRequest.from_params(request_params())
+    return jsonify(search(snapshot(), request).to_dict())
+
+
+@bp.get("/spec/<tag>/<hash_>")
+def spec_json(tag: str, hash_: str):
+    """One spec, its install commands and the other tags holding the same hash."""
+    return jsonify(spec_details(snapshot(), tag, hash_).to_dict())
+
+
+@bp.get("/health")
+def health():
+    """Which index generation is served, how many specs it holds and when it was built."""
+    snap = snapshot()
+    return jsonify(
+        {
+            "status": "ok",
+            "generation": snap.name,
+            "documents": snap.doc_count,
+            "tags": snap.meta.get("tags", []),
+            "built_at": snap.meta.get("built_at"),
+        }
+    )

@@ -1,0 +1,235 @@
+"""The command line: ``searcher reindex | serve | search | generate | demo``.
+
+Exit codes scripts can rely on: 0 success; 1 reindex --strict found problems; 2 usage
+error; 3 another reindex is running; 4 the source or the index cannot be used; 5 a bad
+search query.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from searcher import __version__
+from searcher.errors import IndexUnavailable, QueryError, ReindexRunning, SearcherError
+from searcher.sources import SourceTreeError
+
+EXIT_PROBLEMS, EXIT_LOCKED, EXIT_UNUSABLE, EXIT_QUERY = 1, 3, 4, 5
+DEFAULT_INDEX = "index"
+DEFAULT_DEMO_SOURCE = ".demo/source"
+
+index_option = click.option(
+    "--index",
+    "index_dir",
+    envvar="SEARCHER_INDEX",
+    default=DEFAULT_INDEX,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Index directory (env SEARCHER_INDEX).",
+)
+host_option = click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+)
+port_option = click.option(
+    "--port",
+    envvar="SEARCHER_PORT",
+    default=8000,
+    show_default=True,
+    help="Port (env SEARCHER_PORT).",
+)
+threads_option = click.option(
+    "--threads", default=8, show_default=True, help="Worker threads of the WSGI server."
+)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="searcher")
+def main() -> None:
+    """Search engine for the Spack build-cache listing."""
+
+
+@main.command()
+@click.option(
+    "--source",
+    envvar="SEARCHER_SOURCE",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Listing tree of <tag>/<package>/specs.md pages (env SEARCHER_SOURCE).",
+)
+@index_option
+@click.option("--strict", is_flag=True, help="Exit 1 if any file or spec had to be skipped.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only problems and the summary.")
+def reindex(source: Path, index_dir: Path, strict: bool, quiet: bool) -> None:
+    """Rebuild the index from a source tree; the old index serves until the switch-over."""
+    report = _reindex(source, index_dir, quiet=quiet)
+    click.echo(report.summary())
+    if strict and report.problems:
+        _fail(f"--strict: {len(report.problems)} problem(s) above", EXIT_PROBLEMS)
+
+
+def _reindex(source: Path, index_dir: Path, *, quiet: bool = False):
+    from searcher.indexer import reindex as run_reindex
+
+    on_terminal = sys.stderr.isatty() and not quiet
+    held: list[str] = []
+    bar = None
+
+    def warn(line: str) -> None:
+        # On a terminal, hold problems until the progress bar is done drawing.
+        if on_terminal:
+            held.append(line)
+        else:
+            click.echo(line, err=True)
+
+    last_logged = [0]
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if on_terminal:
+            if bar is None:
+                bar = click.progressbar(length=total, label="indexing", file=sys.stderr)
+                bar.__enter__()
+            bar.update(done - bar.pos)
+        elif not quiet and (done == total or done - last_logged[0] >= max(1, total // 10)):
+            last_logged[0] = done
+            click.echo(f"indexed {done}/{total} files", err=True)
+
+    try:
+        report = run_reindex(source, index_dir, progress=progress, warn=warn)
+    except ReindexRunning as exc:
+        _fail(exc.message, EXIT_LOCKED)
+    except SourceTreeError as exc:
+        _fail(str(exc), EXIT_UNUSABLE)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        for line in held:
+            click.echo(line, err=True)
+    return report
+
+
+@main.command()
+@index_option
+@host_option
+@port_option
+@threads_option
+def serve(index_dir: Path, host: str, port: int, threads: int) -> None:
+    """Serve the search page and the JSON API with a production WSGI server."""
+    _serve(index_dir, host, port, threads)
+
+
+def _serve(index_dir: Path, host: str, port: int, threads: int) -> None:
+    import waitress
+
+    from searcher.app import create_app
+    from searcher.index import IndexDir
+
+    try:
+        IndexDir(index_dir).current_path()
+    except IndexUnavailable as exc:
+        _fail(exc.message, EXIT_UNUSABLE)
+    app = create_app({"INDEX_DIR": str(index_dir)})
+    click.echo(f"searcher: serving {index_dir} on http://{host}:{port}/", err=True)
+    waitress.serve(app, host=host, port=port, threads=threads, ident="searcher")
+
+
+@main.command()
+@click.argument("query", default="")
+@index_option
+@click.option(
+    "--filter",
+    "-f",
+    "filters",
+    multiple=True,
+    metavar="FACET=VALUE",
+    help="Facet filter, repeatable (same facet ORs, different facets AND).",
+)
+@click.option("--page", default=1, show_default=True, help="Page of results.")
+@click.option("--per-page", default=20, show_default=True, help="Results per page (at most 100).")
+@click.option("--json", "as_json", is_flag=True, help="Print the /api/search JSON answer.")
+def search(query: str, index_dir: Path, filters, page: int, per_page: int, as_json: bool) -> None:
+    """Search the index from the command line."""
+    from searcher.index import IndexHandle
+    from searcher.search import SearchRequest
+    from searcher.search import search as run_search
+
+    params: dict[str, list[str]] = {"q": [query], "page": [str(page)], "per_page": [str(per_page)]}
+    for item in filters:
+        facet, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not FACET=VALUE", param_hint="--filter")
+        params.setdefault(facet.strip(), []).append(value)
+    handle = IndexHandle(index_dir)
+    try:
+        request = SearchRequest.from_params(params)
+        with handle.snapshot() as snap:
+            result = run_search(snap, request)
+    except IndexUnavailable as exc:
+        _fail(exc.message, EXIT_UNUSABLE)
+    except QueryError as exc:
+        caret = f"\n  {query}\n  {' ' * (exc.position or 0)}^" if exc.position is not None else ""
+        _fail(f"{exc.message}{caret}", EXIT_QUERY)
+    except SearcherError as exc:
+        _fail(exc.message, EXIT_QUERY)
+    finally:
+        handle.close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    first = (request.page - 1) * request.per_page
+    shown = f"{first + 1}-{first + len(result.hits)} of " if result.hits else ""
+    click.echo(f"{shown}{result.total} specs")
+    for spec in result.hits:
+        click.echo(
+            f"{spec.package}@{spec.version}  {spec.tag}  {spec.platform}-{spec.os}-{spec.target}  "
+            f"%{spec.compiler}  /{spec.hash[:7]}"
+        )
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--specs", default=20_000, show_default=True, help="About how many specs in all.")
+@click.option("--tags", default=4, show_default=True, help="How many build-cache tags.")
+@click.option("--seed", default=0, show_default=True, help="Seed: same seed, same files.")
+def generate(out: Path, specs: int, tags: int, seed: int) -> None:
+    """Write a synthetic listing tree shaped like the real one (deterministic)."""
+    from searcher.generate import generate as run_generate
+
+    report = run_generate(out, specs=specs, tags=tags, seed=seed)
+    click.echo(
+        f"wrote {report.specs} specs in {report.files} pages over tags {', '.join(report.tags)}"
+    )
+
+
+@main.command()
+@index_option
+@click.option(
+    "--source",
+    default=DEFAULT_DEMO_SOURCE,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the generated demo listing.",
+)
+@click.option("--specs", default=20_000, show_default=True, help="Size of the demo listing.")
+@click.option("--rebuild", is_flag=True, help="Regenerate and reindex even if an index exists.")
+@host_option
+@port_option
+@threads_option
+def demo(index_dir: Path, source: Path, specs: int, rebuild: bool, host, port, threads) -> None:
+    """Generate a demo listing, index it (unless an index exists) and serve it."""
+    from searcher.generate import generate as run_generate
+    from searcher.index import IndexDir
+
+    if rebuild or IndexDir(index_dir).current_name() is None:
+        report = run_generate(source, specs=specs, tags=4, seed=0)
+        click.echo(f"generated {report.specs} demo specs in {source}", err=True)
+        click.echo(_reindex(source, index_dir).summary(), err=True)
+    _serve(index_dir, host, port, threads)

@@ -1,0 +1,125 @@
+"""The search page and the spec pages: HTML over the same SearchResult as the API."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, redirect, render_template, url_for
+
+from searcher.errors import BadRequest, QueryError
+from searcher.schema import FACET_NAMES, FACETS
+from searcher.search import (
+    DEFAULT_PER_PAGE,
+    MAX_FACET_SIZE,
+    SearchRequest,
+    SearchResult,
+    search,
+    spec_details,
+)
+from searcher.views import request_params, snapshot
+
+bp = Blueprint("web", __name__)
+
+
+@bp.get("/")
+def home():
+    """Open on the default tag (explicitly, in the URL) when the index has it."""
+    tag = current_app.config["DEFAULT_TAG"]
+    if tag in snapshot().meta.get("tags", []):
+        return redirect(url_for("web.search_page", tag=tag))
+    return redirect(url_for("web.search_page"))
+
+
+@bp.get("/search")
+def search_page():
+    """The search box, facet sidebar, chips, results and paging."""
+    params = request_params()
+    expand = [f for f in params.pop("expand", []) if f]
+    for name in expand:
+        if name not in FACET_NAMES:
+            raise BadRequest(f"cannot expand '{name}': facets are {', '.join(FACET_NAMES)}")
+    shown = current_app.config["FACET_VALUES_SHOWN"]
+    # One more than shown tells the template whether a "more" link is needed.
+    params["facet_size"] = [str(MAX_FACET_SIZE if expand else shown + 1)]
+    try:
+        request = SearchRequest.from_params(params)
+    except QueryError as exc:
+        # Keep the user's text in the box and point at the offending character.
+        q = params.get("q", [""])[0]
+        return render_template("search.html", error=exc, q=q, result=None, links=None), 400
+    result = search(snapshot(), request)
+    links = PageLinks(result, expand)
+    return render_template(
+        "search.html",
+        error=None,
+        q=request.q,
+        result=result,
+        links=links,
+        facets=FACETS,
+        shown=shown,
+    )
+
+
+@bp.get("/spec/<tag>/<hash_>")
+def spec_page(tag: str, hash_: str):
+    """Every field of one spec, how to install it, and the other tags that hold it."""
+    details = spec_details(snapshot(), tag, hash_)
+    return render_template("spec.html", details=details, spec=details.spec)
+
+
+class PageLinks:
+    """URLs for every state reachable from a result page (all state lives in the URL)."""
+
+    def __init__(self, result: SearchResult, expand: list[str]):
+        self.request = result.request
+        self.expand = expand
+        self.result = result
+
+    def _url(self, filters: dict[str, tuple[str, ...]], page: int = 1, expand=None) -> str:
+        pairs: list[tuple[str, str]] = []
+        if self.request.q:
+            pairs.append(("q", self.request.q))
+        for facet in FACET_NAMES:
+            pairs.extend((facet, value) for value in filters.get(facet, ()))
+        if page > 1:
+            pairs.append(("page", str(page)))
+        if self.request.per_page != DEFAULT_PER_PAGE:
+            pairs.append(("per_page", str(self.request.per_page)))
+        pairs.extend(("expand", f) for f in (self.expand if expand is None else expand))
+        return url_for("web.search_page") + ("?" + urlencode(pairs) if pairs else "")
+
+    def toggle(self, facet: str, value: str) -> str:
+        """Select a facet value (ORed with others of its facet), or unselect it."""
+        filters = dict(self.request.filters)
+        values = filters.get(facet, ())
+        filters[facet] = (
+            tuple(v for v in values if v != value) if value in values else (*values, value)
+        )
+        return self._url(filters)
+
+    def clear(self) -> str:
+        """Drop every facet selection, keep the query text."""
+        return self._url({}, expand=[])
+
+    def page(self, number: int) -> str:
+        """The same search on another page."""
+        return self._url(dict(self.request.filters), page=number)
+
+    def expand_facet(self, facet: str) -> str:
+        """List every value of a facet, not just the top ones."""
+        return self._url(dict(self.request.filters), expand=[*self.expand, facet])
+
+    def collapse_facet(self, facet: str) -> str:
+        """Back to the top values of a facet."""
+        return self._url(dict(self.request.filters), expand=[f for f in self.expand if f != facet])
+
+    def page_numbers(self) -> list[int | None]:
+        """Page numbers to offer: first, last, and a window around the current (None: gap)."""
+        current, last = self.request.page, self.result.pages
+        wanted = sorted({1, last, *range(max(1, current - 2), min(last, current + 2) + 1)})
+        numbers: list[int | None] = []
+        for n in wanted:
+            if numbers and n - (numbers[-1] or 0) > 1:
+                numbers.append(None)
+            numbers.append(n)
+        return numbers
