@@ -1,0 +1,145 @@
+"""Fixtures: the real corpus, indexes built through the CLI, the app, a live server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from searcher.app import create_app
+from searcher.cli import main
+from tests import reference
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(os.environ.get("SEARCHER_CORPUS", ROOT.parent / "shared" / "corpus"))
+
+
+def cli(*args: str, env: dict | None = None):
+    """Run the searcher command in-process; returns click's Result."""
+    return CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
+
+
+def searcher_process(*args: str, **kwargs) -> subprocess.Popen:
+    """Start the real `searcher` command in a child process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "searcher", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The real listing pages in ../shared/corpus (or $SEARCHER_CORPUS)."""
+    if not (CORPUS / "develop").is_dir():
+        pytest.fail(f"the real corpus is missing at {CORPUS}; set SEARCHER_CORPUS to its path")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def corpus_specs(corpus) -> list[dict]:
+    """Every spec of the corpus, read independently of searcher."""
+    return reference.read_listing(corpus)
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory, corpus) -> Path:
+    """An index of the real corpus, built with `searcher reindex`."""
+    index = tmp_path_factory.mktemp("corpus-index")
+    result = cli("reindex", "--source", corpus, "--index", index)
+    assert result.exit_code == 0, result.output
+    return index
+
+
+@pytest.fixture(scope="session")
+def generated_source(tmp_path_factory) -> Path:
+    """A generated listing of about 3,000 specs over 4 tags."""
+    source = tmp_path_factory.mktemp("generated")
+    result = cli("generate", source, "--specs", "3000", "--tags", "4")
+    assert result.exit_code == 0, result.output
+    return source
+
+
+@pytest.fixture(scope="session")
+def generated_index(tmp_path_factory, generated_source) -> Path:
+    """An index of the generated listing."""
+    index = tmp_path_factory.mktemp("generated-index")
+    result = cli("reindex", "--source", generated_source, "--index", index)
+    assert result.exit_code == 0, result.output
+    return index
+
+
+@pytest.fixture()
+def client(corpus_index):
+    """A test client of the app over the corpus index."""
+    app = create_app({"INDEX_DIR": str(corpus_index), "TESTING": True})
+    yield app.test_client()
+    app.extensions["searcher.index"].close()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """`searcher serve` (waitress) in a child process, on a loopback port."""
+
+    def __init__(self, index: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = searcher_process(
+            "serve", "--index", index, "--port", self.port, "--threads", "4"
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/api/health", timeout=2).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"server did not start: {self.process.stderr.read()}")
+                time.sleep(0.1)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        """GET a path; returns (status, body) for any status."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def stop(self) -> None:
+        """Stop the server and reap it."""
+        self.process.terminate()
+        try:
+            self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+
+
+@pytest.fixture()
+def live_server_for():
+    """Start live servers on given indexes; all are stopped after the test."""
+    servers: list[LiveServer] = []
+
+    def start(index: Path) -> LiveServer:
+        servers.append(LiveServer(index))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,242 @@
+"""The search page and spec pages, through the app's HTTP surface."""
+
+from __future__ import annotations
+
+import shutil
+from html.parser import HTMLParser
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+
+from searcher.app import create_app
+from tests import reference
+
+
+class Page(HTMLParser):
+    """Collects what a test needs from a rendered page: facet links, chips, hits, text."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.facets: dict[str, list[dict]] = {}
+        self.chips: list[dict] = []
+        self.hits: list[str] = []
+        self.links: list[str] = []
+        self.ids: dict[str, str] = {}
+        self._facet = None
+        self._open: dict | None = None
+        self._span: str | None = None
+        self._capturing: list[list] = []  # [id, depth] of elements whose text we collect
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"])
+        if tag == "section" and "data-facet" in a:
+            self._facet = a["data-facet"]
+            self.facets[self._facet] = []
+        if tag == "a" and self._facet and "data-value" in a:
+            self._open = {
+                "value": a["data-value"],
+                "href": a["href"],
+                "selected": a.get("aria-pressed") == "true",
+                "count": "",
+            }
+            self.facets[self._facet].append(self._open)
+        if tag == "span" and self._open is not None:
+            self._span = a.get("class")
+        if tag == "a" and "chip" in a.get("class", "") and "data-facet" in a:
+            self.chips.append(
+                {"facet": a["data-facet"], "value": a["data-value"], "href": a["href"]}
+            )
+        if tag == "a" and "clear-all" in a.get("class", ""):
+            self.chips.append({"clear": a["href"]})
+        if tag == "tr" and "data-id" in a:
+            self.hits.append(a["data-id"])
+        for capture in self._capturing:
+            capture[1] += 1
+        if "id" in a and tag not in ("input", "br", "img", "meta"):
+            self._capturing.append([a["id"], 1])
+            self.ids.setdefault(a["id"], "")
+
+    def handle_endtag(self, tag):
+        if tag == "section":
+            self._facet = None
+        if tag == "a":
+            self._open = None
+        if tag == "span":
+            self._span = None
+        for capture in self._capturing:
+            capture[1] -= 1
+        self._capturing = [c for c in self._capturing if c[1] > 0]
+
+    def handle_data(self, data):
+        if self._open is not None and self._span == "count":
+            self._open["count"] += data
+        for element_id, _ in self._capturing:
+            self.ids[element_id] += data
+
+
+def page(client, url: str, status: int = 200) -> Page:
+    response = client.get(url)
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    return Page(response.get_data(as_text=True))
+
+
+def counts(parsed: Page, facet: str) -> dict[str, int]:
+    return {row["value"]: int(row["count"].replace(",", "")) for row in parsed.facets[facet]}
+
+
+def test_front_page_opens_on_develop_explicitly_in_the_url(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.location == "/search?tag=develop"
+
+
+def test_front_page_without_a_develop_tag_shows_everything(tmp_path, corpus):
+    from tests.conftest import cli
+
+    source = tmp_path / "src"
+    shutil.copytree(corpus / "v0.22.0", source / "v0.22.0")
+    assert cli("reindex", "--source", source, "--index", tmp_path / "ix").exit_code == 0
+    app = create_app({"INDEX_DIR": str(tmp_path / "ix")})
+    assert app.test_client().get("/").location == "/search"
+    app.extensions["searcher.index"].close()
+
+
+def test_facet_sidebar_shows_the_top_values_with_counts(client, corpus_specs):
+    parsed = page(client, "/search?tag=develop")
+    expected = reference.facet_rows(corpus_specs, {"tag": ["develop"]}, size=8)
+    for facet in reference.FACETS:
+        assert counts(parsed, facet) == {r["value"]: r["count"] for r in expected[facet]}, facet
+    assert parsed.ids["total"] == f"{sum(s['tag'] == 'develop' for s in corpus_specs):,}"
+
+
+def test_clicking_values_ors_within_a_facet_and_chips_remove_them(client, corpus_specs):
+    parsed = page(client, "/search?tag=develop")
+    link = next(r["href"] for r in parsed.facets["os"] if r["value"] == "ubuntu24.04")
+    parsed = page(client, link)
+    link = next(r["href"] for r in parsed.facets["os"] if r["value"] == "sequoia")
+    assert dict(parse_qsl(urlsplit(link).query)) == {"tag": "develop", "os": "sequoia"}
+    assert parse_qsl(urlsplit(link).query) == [
+        ("tag", "develop"),
+        ("os", "ubuntu24.04"),
+        ("os", "sequoia"),
+    ]
+    parsed = page(client, link)
+    filters = {"tag": ["develop"], "os": ["ubuntu24.04", "sequoia"]}
+    total = sum(reference.matches(s, filters) for s in corpus_specs)
+    assert parsed.ids["total"] == f"{total:,}"
+    assert [(c.get("facet"), c.get("value")) for c in parsed.chips] == [
+        ("tag", "develop"),
+        ("os", "ubuntu24.04"),
+        ("os", "sequoia"),
+        (None, None),
+    ]
+    removed = page(client, parsed.chips[1]["href"])
+    assert [(c.get("facet"), c.get("value")) for c in removed.chips[:-1]] == [
+        ("tag", "develop"),
+        ("os", "sequoia"),
+    ]
+    cleared = page(client, parsed.chips[-1]["clear"])
+    assert cleared.chips == [] and cleared.ids["total"] == f"{len(corpus_specs):,}"
+
+
+def test_hits_are_listed_in_display_order_and_paged(client, corpus_specs):
+    develop = reference.display_order([s for s in corpus_specs if s["tag"] == "develop"])
+    first = page(client, "/search?tag=develop")
+    assert first.hits == [f"develop/{s['hash']}" for s in develop[:20]]
+    assert "/search?tag=develop&page=2" in first.links
+    second = page(client, "/search?tag=develop&page=2")
+    assert second.hits == [f"develop/{s['hash']}" for s in develop[20:40]]
+
+
+def test_search_box_keeps_selected_filters(client):
+    html = client.get("/search?q=keras&os=sequoia").get_data(as_text=True)
+    assert '<input type="hidden" name="os" value="sequoia">' in html
+    assert 'name="q" value="keras"' in html
+
+
+def test_no_results_suggests_removing_each_filter(client):
+    parsed = page(client, "/search?q=keras&os=sequoia&target=ppc64le")
+    assert "No specs match “keras” with these filters." in parsed.ids["no-results"]
+    assert "/search?q=keras&os=sequoia" in parsed.links
+    assert "/search?q=keras&target=ppc64le" in parsed.links
+
+
+def test_query_error_is_shown_with_a_caret_and_the_text_kept(client):
+    response = client.get("/search?" + urlencode({"q": "py-keras colour:red"}))
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert 'name="q" value="py-keras colour:red"' in html
+    assert "<pre>py-keras colour:red\n         ^</pre>" in html
+    assert "unknown field &#39;colour&#39;" in html
+
+
+def test_user_text_is_escaped(client):
+    html = client.get("/search?" + urlencode({"q": "<script>x</script>"})).get_data(as_text=True)
+    assert "<script>x" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+
+
+def test_more_link_lists_every_value_of_a_facet(client, corpus_specs):
+    parsed = page(client, "/search")
+    assert len(parsed.facets["package"]) == 8
+    more = next(link for link in parsed.links if "expand=package" in link)
+    expanded = page(client, more)
+    packages = {s["package"] for s in corpus_specs}
+    assert {r["value"] for r in expanded.facets["package"]} == packages
+
+
+def test_bad_page_parameter_is_a_400_page(client):
+    response = client.get("/search?page=0")
+    assert response.status_code == 400
+    assert "parameter &#39;page&#39; must be between 1 and" in response.get_data(as_text=True)
+
+
+@pytest.fixture()
+def generated_client(generated_index):
+    app = create_app({"INDEX_DIR": str(generated_index)})
+    yield app.test_client()
+    app.extensions["searcher.index"].close()
+
+
+def test_spec_page_shows_every_field_install_commands_and_other_tags(
+    generated_client, generated_source
+):
+    """Weekly snapshots copy develop's builds, so one hash is listed in several tags."""
+    client = generated_client
+    specs = reference.read_listing(generated_source)
+    by_hash: dict[str, list[dict]] = {}
+    for s in specs:
+        by_hash.setdefault(s["hash"], []).append(s)
+    spec = next(s for s in specs if len(by_hash[s["hash"]]) > 2 and s.get("tarball") is None)
+    parsed = page(client, f"/spec/{spec['tag']}/{spec['hash']}")
+    assert parsed.ids["full-hash"] == spec["hash"]
+    assert parsed.ids["install"].splitlines() == [
+        f"spack mirror add {spec['tag']} https://binaries.spack.io/{spec['tag']}",
+        "spack buildcache keys --install --trust",
+        f"spack install --cache-only {spec['package']}@{spec['versions'][0]} /{spec['hash']}",
+    ]
+    others = sorted(s["tag"] for s in by_hash[spec["hash"]] if s is not spec)
+    assert [link for link in parsed.links if link.startswith("/spec/")] == [
+        f"/spec/{tag}/{spec['hash']}" for tag in others
+    ]
+    html = client.get(f"/spec/{spec['tag']}/{spec['hash']}").get_data(as_text=True)
+    for field in ("os", "platform", "target", "compiler"):
+        assert f"<dd>{spec[field]}</dd>" in html
+    for variant in spec["variants"]:
+        assert f"<code>{variant}</code>" in html
+
+
+def test_unknown_spec_page_is_a_404_page(client):
+    response = client.get("/spec/develop/zzzzzzzz")
+    assert response.status_code == 404
+    assert "no spec develop/zzzzzzzz in the index" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/", "/search", "/api/search"])
+def test_missing_index_is_a_503_with_what_to_do(tmp_path, path):
+    app = create_app({"INDEX_DIR": str(tmp_path / "nothing")})
+    response = app.test_client().get(path)
+    assert response.status_code == 503
+    assert "build one with `searcher reindex --source DIR`" in response.get_data(as_text=True)
