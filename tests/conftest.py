@@ -107,10 +107,12 @@ class LiveServer:
             try:
                 urllib.request.urlopen(self.url + "/api/health", timeout=2).close()
                 return
-            except OSError:
+            except OSError as exc:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"server did not start: {self.process.stderr.read()}")
+                    raise RuntimeError(
+                        f"server did not start: {self.process.stderr.read()}"
+                    ) from exc
                 time.sleep(0.1)
 
     def get(self, path: str) -> tuple[int, bytes]:
