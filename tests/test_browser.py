@@ -1,0 +1,113 @@
+"""The search page in a real browser: Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from tests import reference
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path(os.environ.get("SEARCHER_CHROMIUM", "/usr/bin/chromium"))
+# Headless flags for a machine with no network but loopback (see README, Tests).
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run ./dev test, or set SEARCHER_CHROMIUM")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()
+
+
+def shown_count(page, facet: str, value: str) -> int:
+    link = page.locator(f'section[data-facet="{facet}"] a[data-value="{value}"]')
+    return int(link.locator(".count").inner_text().replace(",", ""))
+
+
+def test_type_a_query_and_drill_down_with_two_facet_values(
+    page, generated_index, generated_source, live_server_for
+):
+    server = live_server_for(generated_index)
+    specs = reference.read_listing(generated_source)
+    page.goto(server.url + "/")
+    assert urlsplit(page.url).query == "tag=develop"
+
+    page.get_by_role("searchbox").fill("py-torch")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"q=py-torch"))
+    assert parse_qsl(urlsplit(page.url).query) == [("q", "py-torch"), ("tag", "develop")]
+    torch = [s for s in specs if s["package"] == "py-torch"]
+    develop_torch = [s for s in torch if s["tag"] == "develop"]
+    assert page.locator("#total").inner_text() == f"{len(develop_torch):,}"
+
+    first = shown_count(page, "os", "ubuntu22.04")
+    page.locator('section[data-facet="os"] a[data-value="ubuntu22.04"]').click()
+    page.wait_for_url(re.compile(r"os=ubuntu22.04"))
+    assert page.locator("#total").inner_text() == f"{first:,}"
+    # Counts of the OS facet ignore its own selection: another OS shows what it would add.
+    second = shown_count(page, "os", "ubuntu24.04")
+    page.locator('section[data-facet="os"] a[data-value="ubuntu24.04"]').click()
+    page.wait_for_url(re.compile(r"os=ubuntu24.04"))
+
+    assert parse_qsl(urlsplit(page.url).query) == [
+        ("q", "py-torch"),
+        ("tag", "develop"),
+        ("os", "ubuntu22.04"),
+        ("os", "ubuntu24.04"),
+    ]
+    chips = page.locator(".chips a.chip[data-facet]")
+    remove_mark = "\N{MULTIPLICATION SIGN}"
+    assert chips.all_inner_texts() == [
+        f"tag: develop{remove_mark}",
+        f"os: ubuntu22.04{remove_mark}",
+        f"os: ubuntu24.04{remove_mark}",
+    ]
+    expected = [s for s in develop_torch if s["os"] in ("ubuntu22.04", "ubuntu24.04")]
+    assert first + second == len(expected)
+    assert page.locator("#total").inner_text() == f"{len(expected):,}"
+    assert page.locator('section[data-facet="os"] a[aria-pressed="true"]').count() == 2
+
+    # Removing a chip drops just that value.
+    page.locator('.chips a.chip[data-value="ubuntu22.04"]').click()
+    page.wait_for_url(lambda url: "ubuntu22.04" not in url)
+    assert page.locator("#total").inner_text() == f"{second:,}"
+
+
+def test_a_result_opens_its_spec_page_with_install_commands(page, generated_index, live_server_for):
+    server = live_server_for(generated_index)
+    page.goto(server.url + "/search?tag=develop&q=hdf5")
+    row = page.locator("tr.hit").first
+    spec_id = row.get_attribute("data-id")
+    row.locator("a").first.click()
+    page.wait_for_url(re.compile(r"/spec/"))
+    tag, hash_ = spec_id.split("/")
+    assert page.locator("#full-hash").inner_text() == hash_
+    assert f"/{hash_}" in page.locator("#install").inner_text()
+    assert f"spack mirror add {tag} " in page.locator("#install").inner_text()
