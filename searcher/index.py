@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import threading
@@ -40,6 +41,8 @@ from searcher.documents import Spec
 from searcher.errors import IndexUnavailable, ReindexRunning
 from searcher.facets import FacetTable, FacetTableBuilder
 from searcher.schema import NAME_BOOST, SCHEMA_VERSION, make_schema
+
+log = logging.getLogger(__name__)
 
 CURRENT = "CURRENT"
 META_FILE = "meta.json"
@@ -324,6 +327,7 @@ class IndexHandle:
     def __init__(self, root: Path | str):
         self.dir = IndexDir(root)
         self._snapshot: Snapshot | None = None
+        self._unopenable: str | None = None  # a generation that failed to open, not retried
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -342,11 +346,19 @@ class IndexHandle:
         name = self.dir.current_name()
         with self._lock:
             snap = self._snapshot
-            if snap is None or snap.name != name:
-                fresh = Snapshot(self.dir.current_path())
-                if snap is not None and snap.users == 0:
-                    snap.close()
-                self._snapshot = snap = fresh
+            if snap is None or (snap.name != name and name != self._unopenable):
+                try:
+                    fresh = Snapshot(self.dir.current_path())
+                except IndexUnavailable as exc:
+                    if snap is None:
+                        raise
+                    # Keep answering from the generation we have rather than fail requests.
+                    self._unopenable = name
+                    log.warning("%s; still serving %s", exc.message, snap.name)
+                else:
+                    if snap is not None and snap.users == 0:
+                        snap.close()
+                    self._snapshot = snap = fresh
             snap.users += 1
             return snap
 

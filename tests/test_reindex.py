@@ -321,3 +321,22 @@ def test_non_terminal_output_is_plain_progress_lines(tmp_path, corpus):
     assert progress[-1] == f"indexed {pages}/{pages} files"
     assert all(re.fullmatch(rf"indexed \d+/{pages} files", line) for line in progress)
     assert "\r" not in result.stderr  # no progress-bar redraws when not on a terminal
+
+
+def test_server_keeps_its_generation_when_current_names_one_it_cannot_open(
+    tmp_path, corpus, live_server_for
+):
+    index = tmp_path / "ix"
+    assert cli("reindex", "--source", corpus, "--index", index).exit_code == 0
+    server = live_server_for(index)
+    _, before = server.get("/api/health")
+    broken = index / "gen-29990101T000000000000000"
+    broken.mkdir()
+    (broken / "meta.json").write_text("{not json")
+    (index / "CURRENT").write_text(broken.name + "\n")
+    status, after = server.get("/api/health")
+    assert status == 200 and json.loads(after) == json.loads(before)
+    # The next good reindex is picked up as usual, and cleans the broken one away.
+    assert cli("reindex", "--source", corpus, "--index", index).exit_code == 0
+    generation = json.loads(server.get("/api/health")[1])["generation"]
+    assert generation == (index / "CURRENT").read_text().strip() != json.loads(before)["generation"]
