@@ -51,13 +51,17 @@ def corpus_specs(corpus) -> list[dict]:
     return reference.read_listing(corpus)
 
 
-@pytest.fixture(scope="session")
-def corpus_index(tmp_path_factory, corpus) -> Path:
-    """An index of the real corpus, built with `searcher reindex`."""
-    index = tmp_path_factory.mktemp("corpus-index")
-    result = cli("reindex", "--source", corpus, "--index", index)
+def build_index(source: Path, index: Path) -> Path:
+    """Index a listing with `searcher reindex`."""
+    result = cli("reindex", "--source", source, "--index", index)
     assert result.exit_code == 0, result.output
     return index
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory, corpus) -> Path:
+    """An index of the real corpus."""
+    return build_index(corpus, tmp_path_factory.mktemp("corpus-index"))
 
 
 @pytest.fixture(scope="session")
@@ -72,10 +76,7 @@ def generated_source(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def generated_index(tmp_path_factory, generated_source) -> Path:
     """An index of the generated listing."""
-    index = tmp_path_factory.mktemp("generated-index")
-    result = cli("reindex", "--source", generated_source, "--index", index)
-    assert result.exit_code == 0, result.output
-    return index
+    return build_index(generated_source, tmp_path_factory.mktemp("generated-index"))
 
 
 @pytest.fixture()
