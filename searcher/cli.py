@@ -66,16 +66,27 @@ def main() -> None:
 )
 @index_option
 @click.option("--strict", is_flag=True, help="Exit 1 if any file or spec had to be skipped.")
+@click.option("--full", is_flag=True, help="Rebuild every tag, not only the changed ones.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes building tags in parallel [default: cores, at most 4].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems and the summary.")
-def reindex(source: Path, index_dir: Path, strict: bool, quiet: bool) -> None:
-    """Rebuild the index from a source tree; the old index serves until the switch-over."""
-    report = _reindex(source, index_dir, quiet=quiet)
+def reindex(source: Path, index_dir: Path, strict: bool, full: bool, jobs, quiet: bool) -> None:
+    """Bring the index up to date with a source tree (only changed tags are rebuilt).
+
+    The old index keeps serving until the new one is complete, then is switched over.
+    """
+    report = _reindex(source, index_dir, quiet=quiet, full=full, jobs=jobs)
     click.echo(report.summary())
     if strict and report.problems:
         _fail(f"--strict: {len(report.problems)} problem(s) above", EXIT_PROBLEMS)
 
 
-def _reindex(source: Path, index_dir: Path, *, quiet: bool = False):
+def _reindex(source: Path, index_dir: Path, *, quiet: bool = False, full=False, jobs=None):
     from searcher.indexer import reindex as run_reindex
 
     on_terminal = sys.stderr.isatty() and not quiet
@@ -103,7 +114,7 @@ def _reindex(source: Path, index_dir: Path, *, quiet: bool = False):
             click.echo(f"indexed {done}/{total} files", err=True)
 
     try:
-        report = run_reindex(source, index_dir, progress=progress, warn=warn)
+        report = run_reindex(source, index_dir, full=full, jobs=jobs, progress=progress, warn=warn)
     except ReindexRunning as exc:
         _fail(exc.message, EXIT_LOCKED)
     except SourceTreeError as exc:

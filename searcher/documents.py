@@ -67,26 +67,6 @@ class Spec:
         """Terms that find this spec by package name: 'py-keras', 'py', 'keras'."""
         return word_terms(self.package)
 
-    def text_terms(self) -> list[str]:
-        """Every term a free-text query can match for this spec."""
-        values = [
-            self.package,
-            self.version,
-            self.compiler,
-            normalize_compiler(self.compiler),
-            self.os,
-            self.platform,
-            self.target,
-            self.tag,
-            *self.variants,
-            *self.stacks,
-        ]
-        terms: dict[str, None] = {}
-        for value in values:
-            for term in word_terms(value):
-                terms[term] = None
-        return list(terms)
-
     def to_record(self) -> dict:
         """The JSON shape of a hit (the API contract's hit object)."""
         return {
@@ -105,10 +85,29 @@ class Spec:
             "tarball": self.tarball,
         }
 
+    def to_row(self) -> tuple:
+        """The compact form stored in the index: fields in ROW_FIELDS order."""
+        return tuple(getattr(self, name) for name in ROW_FIELDS)
+
     @classmethod
-    def from_record(cls, record: dict) -> Spec:
-        """Rebuild a Spec from to_record()'s output (as stored in the index)."""
-        fields = {k: v for k, v in record.items() if k != "id"}
-        fields["variants"] = tuple(fields["variants"])
-        fields["stacks"] = tuple(fields["stacks"])
-        return cls(**fields)
+    def from_row(cls, row: tuple) -> Spec:
+        """Rebuild a Spec from to_row()'s output."""
+        return cls(**dict(zip(ROW_FIELDS, row, strict=True)))
+
+
+# Stored rows are tuples (no key names repeated per document: a smaller index, faster
+# writes); changing this order changes the index format (schema.SCHEMA_VERSION).
+ROW_FIELDS = (
+    "tag",
+    "package",
+    "hash",
+    "version",
+    "compiler",
+    "os",
+    "platform",
+    "target",
+    "variants",
+    "stacks",
+    "size",
+    "tarball",
+)

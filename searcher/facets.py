@@ -1,35 +1,53 @@
-"""Facet structures built at reindex time beside the index, and counting with them.
+"""Facet and term structures beside the Whoosh shards, in display-rank space.
 
-For every facet value we keep the set of documents holding it as a roaring bitmap, keyed
-by Whoosh document number. Counting a facet for a query is then an intersection per value
-(multi-valued facets) or one ``bincount`` over a per-document value column (single-valued
-facets), instead of Whoosh's ``groupedby``, which scores every hit and rebuilds value lists
-from postings on every query. The same bitmaps answer facet filters.
+Every document gets a *rank*: its position in display order (package, newest version, tag,
+os, target, compiler, then listing order). All our document sets are roaring bitmaps of
+ranks, so:
 
-The table also keeps each document's rank in display order (package, newest version, tag,
-os, target, compiler), which orders results that have no relevance score.
+- the first page of any set of hits is a rank-select on its bitmap (``hits[start:stop]``),
+  whatever its size: no sorting at query time;
+- a facet value's documents, a filter, a free-text term's matches and a relevance tier are
+  all bitmaps, combined with C-speed set operations;
+- counting a facet is an intersection cardinality per value, visited in order of the value's
+  overall size so that the exact top values are found without visiting most of the tail
+  (or one ``bincount`` over a value column, for small hit sets of single-valued facets).
+
+Free-text terms are derived from facet values (``documents.word_terms``), at the vocabulary
+level: a term's documents are the union of the documents of the values it appears in.
+
+Shards (one per build-cache tag) each record their documents' facet values by local
+document number (``ShardPostings``); ``FacetTable.merge`` lays shards end to end, computes
+the ranks and maps everything to rank space.
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import json
 import struct
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
+from searcher.documents import normalize_compiler, word_terms
 from searcher.schema import FACETS
 from searcher.versions import version_key
 
-FORMAT = "searcher-facets/1"
+FORMAT = "searcher-facets/2"
 FACETS_FILE = "facets.bin"
-RANK_FILE = "rank.npy"
-# Display order: these facets, in this order, then document number.
+ORDER_FILE = "order.npy"
+SHARD_POSTINGS_FILE = "postings.bin"
+# Display order: these facets, in this order, then position in the listing.
 _ORDER = ("package", "version", "tag", "os", "target", "compiler")
 _HEADER = struct.Struct("<Q")
+# Single-valued facets of hit sets up to this size are counted with one bincount.
+_BINCOUNT_LIMIT = 50_000
+_TERM_CACHE = 512
 
 
 @dataclass(frozen=True)
@@ -45,17 +63,20 @@ class FacetCount:
         return {"value": self.value, "count": self.count, "selected": self.selected}
 
 
-class FacetTableBuilder:
-    """Collects each document's facet values, by document number, while a build runs."""
+# -- a shard's postings ----------------------------------------------------------------------
 
-    def __init__(self) -> None:
-        self._postings: dict[str, dict[str, BitMap]] = {f.name: {} for f in FACETS}
-        self.doc_count = 0
+
+class ShardPostings:
+    """One shard's facet values by local document number, recorded while it is built."""
+
+    def __init__(self, doc_count: int = 0, postings: dict[str, dict[str, BitMap]] | None = None):
+        self.doc_count = doc_count
+        self.postings = postings or {f.name: {} for f in FACETS}
 
     def add(self, docnum: int, values: dict[str, list[str]]) -> None:
         """Record the facet values (Spec.facet_values()) of one document."""
         for facet, facet_values in values.items():
-            table = self._postings[facet]
+            table = self.postings[facet]
             for value in facet_values:
                 bitmap = table.get(value)
                 if bitmap is None:
@@ -63,65 +84,111 @@ class FacetTableBuilder:
                 bitmap.add(docnum)
         self.doc_count = max(self.doc_count, docnum + 1)
 
-    def finish(self) -> FacetTable:
-        """The table over documents 0..doc_count-1, all live."""
-        live = BitMap(range(self.doc_count))
-        return FacetTable.build(self.doc_count, live, self._postings)
+    def save(self, directory: Path) -> None:
+        """Write postings.bin beside the shard's Whoosh files."""
+        header: dict = {"doc_count": self.doc_count, "facets": {}}
+        blobs = []
+        for facet in FACETS:
+            by_value = self.postings[facet.name]
+            names = sorted(by_value)
+            serialized = [by_value[v].serialize() for v in names]
+            header["facets"][facet.name] = {"values": names, "sizes": [len(b) for b in serialized]}
+            blobs.extend(serialized)
+        _write_blobs(directory / SHARD_POSTINGS_FILE, header, blobs)
+
+    @classmethod
+    def load(cls, directory: Path) -> ShardPostings:
+        """Read what save() wrote."""
+        header, take = _read_blobs(directory / SHARD_POSTINGS_FILE)
+        postings = {
+            facet.name: {
+                v: take(size, BitMap)
+                for v, size in zip(
+                    header["facets"][facet.name]["values"],
+                    header["facets"][facet.name]["sizes"],
+                    strict=True,
+                )
+            }
+            for facet in FACETS
+        }
+        return cls(header["doc_count"], postings)
+
+
+# -- the global table ------------------------------------------------------------------------
 
 
 class FacetTable:
-    """Per-facet-value document bitmaps over one generation of the index."""
+    """Facet values, their document bitmaps (ranks), and term lookups for one generation."""
 
     def __init__(
         self,
-        doc_count: int,
-        live: FrozenBitMap,
         values: dict[str, list[str]],
         bitmaps: dict[str, list[FrozenBitMap]],
-        rank: np.ndarray,
+        order: np.ndarray,
     ):
-        self.doc_count = doc_count
-        self.live = live
         self.values = values
         self.bitmaps = bitmaps
-        self.rank = rank
+        # order[rank] = global document number (shards laid end to end in tag order).
+        self.order = order
+        self.doc_count = len(order)
+        self.live = FrozenBitMap(range(self.doc_count))
         self._index = {name: {v: i for i, v in enumerate(vals)} for name, vals in values.items()}
         self._folded = {
             name: {v.casefold(): i for i, v in reversed(list(enumerate(vals)))}
             for name, vals in values.items()
         }
-        self._sizes = {name: [len(b) for b in maps] for name, maps in bitmaps.items()}
-        # Single-valued facets also get a column: value index per document (-1: none).
+        self._sizes = {
+            name: np.array([len(b) for b in maps], dtype=np.int64) for name, maps in bitmaps.items()
+        }
+        # Values of each facet from the most documents to the fewest (then by name).
+        self._by_size = {
+            name: sorted(
+                range(len(values[name])), key=lambda i, n=name: (-self._sizes[n][i], values[n][i])
+            )
+            for name in values
+        }
         self._columns: dict[str, np.ndarray] = {}
         for facet in FACETS:
-            if facet.multi:
-                continue
-            column = np.full(doc_count, -1, dtype=np.int32)
-            for i, bitmap in enumerate(bitmaps[facet.name]):
-                column[_ids(bitmap)] = i
-            self._columns[facet.name] = column
+            if not facet.multi:
+                column = np.full(self.doc_count, -1, dtype=np.int32)
+                for i, bitmap in enumerate(bitmaps[facet.name]):
+                    column[_ids(bitmap)] = i
+                self._columns[facet.name] = column
+        self._terms = _TermIndex(values)
+        self._cache: OrderedDict[tuple, FrozenBitMap] = OrderedDict()
+
+    # -- building and storage ------------------------------------------------------------
 
     @classmethod
-    def build(
-        cls, doc_count: int, live: BitMap, postings: dict[str, dict[str, BitMap]]
-    ) -> FacetTable:
-        """Build from facet -> value -> documents holding it (see FacetTableBuilder)."""
-        values: dict[str, list[str]] = {}
-        bitmaps: dict[str, list[FrozenBitMap]] = {}
-        live = FrozenBitMap(live)
+    def merge(cls, shards: Sequence[ShardPostings]) -> FacetTable:
+        """Lay shards end to end (in the given order), rank every document, map to ranks."""
+        offsets = np.cumsum([0] + [s.doc_count for s in shards])
+        total = int(offsets[-1])
+        values = {f.name: sorted({v for s in shards for v in s.postings[f.name]}) for f in FACETS}
+        # Global document numbers of each value, before ranking.
+        global_ids: dict[str, list[np.ndarray]] = {}
         for facet in FACETS:
-            by_value = postings.get(facet.name, {})
-            values[facet.name] = sorted(by_value)
-            bitmaps[facet.name] = [FrozenBitMap(by_value[v]) & live for v in values[facet.name]]
-        rank = _display_rank(doc_count, values, bitmaps)
-        return cls(doc_count, live, values, bitmaps, rank)
-
-    # -- storage -------------------------------------------------------------------
+            index = {v: i for i, v in enumerate(values[facet.name])}
+            parts: list[list[np.ndarray]] = [[] for _ in values[facet.name]]
+            for offset, shard in zip(offsets, shards, strict=False):
+                for value, bitmap in shard.postings[facet.name].items():
+                    parts[index[value]].append(_ids(bitmap) + offset)
+            global_ids[facet.name] = [
+                np.concatenate(p) if p else np.empty(0, np.int64) for p in parts
+            ]
+        order = _display_order(total, values, global_ids)
+        rank_of = np.empty(total, dtype=np.int64)
+        rank_of[order] = np.arange(total)
+        bitmaps = {
+            name: [FrozenBitMap(np.sort(rank_of[ids]).astype(np.uint32)) for ids in per_value]
+            for name, per_value in global_ids.items()
+        }
+        return cls(values, bitmaps, order.astype(np.int64))
 
     def save(self, directory: Path) -> None:
-        """Write facets.bin (a JSON header, then the serialized bitmaps) and rank.npy."""
-        blobs: list[bytes] = [self.live.serialize()]
-        header = {"format": FORMAT, "doc_count": self.doc_count, "facets": {}}
+        """Write facets.bin (JSON header, serialized bitmaps) and order.npy."""
+        header: dict = {"format": FORMAT, "doc_count": self.doc_count, "facets": {}}
+        blobs = []
         for facet in FACETS:
             serialized = [b.serialize() for b in self.bitmaps[facet.name]]
             header["facets"][facet.name] = {
@@ -129,42 +196,24 @@ class FacetTable:
                 "sizes": [len(s) for s in serialized],
             }
             blobs.extend(serialized)
-        header["live_size"] = len(blobs[0])
-        head = json.dumps(header).encode()
-        with open(directory / FACETS_FILE, "wb") as out:
-            out.write(_HEADER.pack(len(head)))
-            out.write(head)
-            for blob in blobs:
-                out.write(blob)
-        np.save(directory / RANK_FILE, self.rank, allow_pickle=False)
+        _write_blobs(directory / FACETS_FILE, header, blobs)
+        np.save(directory / ORDER_FILE, self.order, allow_pickle=False)
 
     @classmethod
     def load(cls, directory: Path) -> FacetTable:
         """Read what save() wrote."""
-        data = (directory / FACETS_FILE).read_bytes()
-        (head_len,) = _HEADER.unpack_from(data)
-        header = json.loads(data[_HEADER.size : _HEADER.size + head_len])
+        header, take = _read_blobs(directory / FACETS_FILE)
         if header.get("format") != FORMAT:
             raise ValueError(f"{directory / FACETS_FILE}: unknown format {header.get('format')}")
-        offset = _HEADER.size + head_len
-        view = memoryview(data)
-
-        def take(size: int) -> FrozenBitMap:
-            nonlocal offset
-            bitmap = FrozenBitMap.deserialize(bytes(view[offset : offset + size]))
-            offset += size
-            return bitmap
-
-        live = take(header["live_size"])
         values, bitmaps = {}, {}
         for facet in FACETS:
             entry = header["facets"][facet.name]
             values[facet.name] = entry["values"]
-            bitmaps[facet.name] = [take(size) for size in entry["sizes"]]
-        rank = np.load(directory / RANK_FILE, allow_pickle=False)
-        return cls(header["doc_count"], live, values, bitmaps, rank)
+            bitmaps[facet.name] = [take(size, FrozenBitMap) for size in entry["sizes"]]
+        order = np.load(directory / ORDER_FILE, allow_pickle=False)
+        return cls(values, bitmaps, order)
 
-    # -- lookups ---------------------------------------------------------------------
+    # -- document sets ----------------------------------------------------------------------
 
     def value_set(self, facet: str, value: str) -> FrozenBitMap:
         """Documents holding one facet value (exact, else case-insensitive); may be empty."""
@@ -172,6 +221,13 @@ class FacetTable:
         if i is None:
             i = self._folded[facet].get(value.casefold())
         return self.bitmaps[facet][i] if i is not None else FrozenBitMap()
+
+    def canonical(self, facet: str, value: str) -> str:
+        """The index's spelling of a facet value (the value itself when unknown)."""
+        if value in self._index[facet]:
+            return value
+        i = self._folded[facet].get(value.casefold())
+        return self.values[facet][i] if i is not None else value
 
     def values_set(self, facet: str, match: Callable[[str], bool]) -> BitMap:
         """Documents holding any value of a facet for which match(value) is true."""
@@ -183,54 +239,139 @@ class FacetTable:
         maps = [self.value_set(facet, v) for v in values]
         return BitMap.union(*maps) if maps else BitMap()
 
-    # -- counting --------------------------------------------------------------------
+    def term_set(self, word: str, prefix: bool = False) -> FrozenBitMap:
+        """Documents with a free-text term (or a term starting with word, for a prefix)."""
+        return self._cached(("term", word, prefix), lambda: self._terms.refs(word, prefix))
+
+    def name_sets(self, word: str, prefix: bool = False) -> tuple[FrozenBitMap, FrozenBitMap]:
+        """(documents whose package is word, documents with word in the package name)."""
+        exact = self._cached(
+            ("exact", word, prefix), lambda: self._terms.name_refs(word, prefix, exact=True)
+        )
+        part = self._cached(
+            ("part", word, prefix), lambda: self._terms.name_refs(word, prefix, exact=False)
+        )
+        return exact, part
+
+    def _cached(self, key: tuple, refs: Callable[[], list[tuple[str, int]]]) -> FrozenBitMap:
+        # The documents of frequent words are unions of many values; keep recent ones.
+        found = self._cache.get(key)
+        if found is None:
+            maps = [self.bitmaps[facet][i] for facet, i in refs()]
+            found = FrozenBitMap(BitMap.union(*maps)) if maps else FrozenBitMap()
+            self._cache[key] = found
+            if len(self._cache) > _TERM_CACHE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return found
+
+    # -- counting and paging ----------------------------------------------------------------
+
+    def top_counts(
+        self, facet: str, docs: BitMap | FrozenBitMap, size: int, selected: Sequence[str] = ()
+    ) -> list[FacetCount]:
+        """The `size` values held by most of docs (count desc, then value), + selected ones."""
+        values, sizes = self.values[facet], self._sizes[facet]
+        chosen = set(selected)
+        if len(docs) == self.doc_count:
+            counted = [(values[i], int(sizes[i])) for i in self._by_size[facet][:size]]
+        elif facet in self._columns and len(docs) <= _BINCOUNT_LIMIT:
+            tally = np.bincount(self._columns[facet][_ids(docs)], minlength=len(values))
+            nonzero = np.flatnonzero(tally)
+            best = sorted((-int(tally[i]), values[i]) for i in nonzero)[:size]
+            counted = [(v, -c) for c, v in best]
+        else:
+            counted = self._top_by_intersection(facet, docs, size)
+        rows = [FacetCount(v, c, v in chosen) for v, c in counted if c]
+        shown = {row.value for row in rows}
+        for value in selected:
+            if value not in shown:
+                count = docs.intersection_cardinality(self.value_set(facet, value))
+                rows.append(FacetCount(value, count, True))
+        return rows
+
+    def _top_by_intersection(self, facet: str, docs, size: int) -> list[tuple[str, int]]:
+        # Visit values from the biggest overall; a value held by fewer documents than the
+        # size-th best count so far cannot enter the top, nor can any after it.
+        values, sizes, maps = self.values[facet], self._sizes[facet], self.bitmaps[facet]
+        best: list[tuple[int, int]] = []  # min-heap of the `size` best (count, value index)
+        found: list[tuple[str, int]] = []
+        for i in self._by_size[facet]:
+            if len(best) >= size and sizes[i] < best[0][0]:
+                break
+            count = docs.intersection_cardinality(maps[i])
+            if count:
+                found.append((values[i], count))
+                heapq.heappush(best, (count, i))
+                if len(best) > size:
+                    heapq.heappop(best)
+        found.sort(key=lambda vc: (-vc[1], vc[0]))
+        return found[:size]
 
     def counts(self, facet: str, docs: BitMap | FrozenBitMap) -> dict[str, int]:
-        """How many of the given documents hold each value of a facet (zeros left out)."""
-        values = self.values[facet]
-        if len(docs) == len(self.live) and docs == self.live:
-            sizes = self._sizes[facet]
-            return {v: n for v, n in zip(values, sizes, strict=True) if n}
-        column = self._columns.get(facet)
-        if column is not None:
-            picked = column[_ids(docs)]
-            tally = np.bincount(picked[picked >= 0], minlength=len(values))
-            nonzero = np.flatnonzero(tally)
-            return {values[i]: int(tally[i]) for i in nonzero}
+        """Every value's count in docs (zeros left out): the slow, exhaustive way."""
         result = {}
-        for value, bitmap in zip(values, self.bitmaps[facet], strict=True):
+        for value, bitmap in zip(self.values[facet], self.bitmaps[facet], strict=True):
             n = docs.intersection_cardinality(bitmap)
             if n:
                 result[value] = n
         return result
 
-    def page(self, docs: BitMap | FrozenBitMap, start: int, stop: int) -> list[int]:
-        """Document numbers at positions start:stop of docs in display order."""
-        if start >= len(docs) or stop <= start:
-            return []
-        ids = _ids(docs)
-        ranks = self.rank[ids]
-        stop = min(stop, len(ids))
-        if stop < len(ids):
-            nearest = np.argpartition(ranks, stop - 1)[:stop]
-        else:
-            nearest = np.arange(len(ids))
-        ordered = nearest[np.argsort(ranks[nearest], kind="stable")]
-        return [int(d) for d in ids[ordered[start:stop]]]
 
-    def rank_of(self, docnum: int) -> int:
-        """A document's position in display order (lower comes first)."""
-        return int(self.rank[docnum])
+class _TermIndex:
+    """Free-text term -> the facet values it appears in, and package-name terms."""
+
+    def __init__(self, values: dict[str, list[str]]):
+        refs: dict[str, list[tuple[str, int]]] = {}
+        for facet in FACETS:
+            for i, value in enumerate(values[facet.name]):
+                spellings = [value]
+                if facet.name == "compiler":
+                    spellings.append(normalize_compiler(value))
+                for term in dict.fromkeys(t for s in spellings for t in word_terms(s)):
+                    refs.setdefault(term, []).append((facet.name, i))
+        self._refs = refs
+        self._vocabulary = sorted(refs)
+        self._packages = [p.lower() for p in values["package"]]
+        parts: dict[str, list[int]] = {}
+        for i, package in enumerate(self._packages):
+            for term in word_terms(package):
+                parts.setdefault(term, []).append(i)
+        self._name_parts = parts
+        self._name_vocabulary = sorted(parts)
+
+    def refs(self, word: str, prefix: bool) -> list[tuple[str, int]]:
+        if not prefix:
+            return self._refs.get(word, [])
+        return [ref for term in _starting(self._vocabulary, word) for ref in self._refs[term]]
+
+    def name_refs(self, word: str, prefix: bool, *, exact: bool) -> list[tuple[str, int]]:
+        if exact:
+            return [
+                ("package", i)
+                for i, name in enumerate(self._packages)
+                if (name.startswith(word) if prefix else name == word)
+            ]
+        terms = _starting(self._name_vocabulary, word) if prefix else [word]
+        found = sorted({i for term in terms for i in self._name_parts.get(term, [])})
+        return [("package", i) for i in found]
+
+
+def _starting(vocabulary: list[str], prefix: str) -> list[str]:
+    start = bisect.bisect_left(vocabulary, prefix)
+    end = bisect.bisect_left(vocabulary, prefix + "\U0010ffff")
+    return vocabulary[start:end]
 
 
 def _ids(bitmap: BitMap | FrozenBitMap) -> np.ndarray:
     return np.frombuffer(bitmap.to_array(), dtype=np.uint32).astype(np.int64)
 
 
-def _display_rank(
-    doc_count: int, values: dict[str, list[str]], bitmaps: dict[str, list[FrozenBitMap]]
+def _display_order(
+    total: int, values: dict[str, list[str]], global_ids: dict[str, list[np.ndarray]]
 ) -> np.ndarray:
-    """Each document's position when ordered by _ORDER (newest version first)."""
+    """Global document numbers sorted by _ORDER (newest version first), then number."""
     keys = []
     for name in _ORDER:
         names = values[name]
@@ -244,12 +385,34 @@ def _display_rank(
             order = sorted(range(len(names)), key=lambda i: names[i])
         position = np.empty(len(names), dtype=np.int64)
         position[order] = np.arange(len(names))
-        column = np.full(doc_count, len(names), dtype=np.int64)
-        for i, bitmap in enumerate(bitmaps[name]):
-            column[_ids(bitmap)] = position[i]
+        column = np.full(total, len(names), dtype=np.int64)
+        for i, ids in enumerate(global_ids[name]):
+            column[ids] = position[i]
         keys.append(column)
     # np.lexsort sorts by the last key first; document number breaks the remaining ties.
-    order = np.lexsort((np.arange(doc_count), *reversed(keys)))
-    rank = np.empty(doc_count, dtype=np.int32)
-    rank[order] = np.arange(doc_count, dtype=np.int32)
-    return rank
+    return np.lexsort((np.arange(total), *reversed(keys)))
+
+
+def _write_blobs(path: Path, header: dict, blobs: list[bytes]) -> None:
+    head = json.dumps(header).encode()
+    with open(path, "wb") as out:
+        out.write(_HEADER.pack(len(head)))
+        out.write(head)
+        for blob in blobs:
+            out.write(blob)
+
+
+def _read_blobs(path: Path):
+    data = path.read_bytes()
+    (head_len,) = _HEADER.unpack_from(data)
+    header = json.loads(data[_HEADER.size : _HEADER.size + head_len])
+    view = memoryview(data)
+    offset = _HEADER.size + head_len
+
+    def take(size: int, kind):
+        nonlocal offset
+        bitmap = kind.deserialize(bytes(view[offset : offset + size]))
+        offset += size
+        return bitmap
+
+    return header, take

@@ -4,8 +4,8 @@ Layout of an index directory::
 
     index/
       CURRENT              name of the generation being served (replaced atomically)
-      gen-<stamp>/         one complete generation: Whoosh files, facets.bin, rank.npy,
-                           meta.json
+      gen-<stamp>/         one complete generation: meta.json, facets.bin, order.npy and
+        shards/<tag>/      one Whoosh index per build-cache tag (+ its postings.bin)
       .build-<stamp>-<pid>/  a generation being built; never served
       .lock                held (flock) by the one running reindex
 
@@ -20,6 +20,7 @@ keep our use of it small and tested).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import json
@@ -29,18 +30,17 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pyroaring import BitMap
 from whoosh import index as whoosh_index
 from whoosh import query as wq
-from whoosh.scoring import BM25F
 
 from searcher.documents import Spec
 from searcher.errors import IndexUnavailable, ReindexRunning
-from searcher.facets import FacetTable, FacetTableBuilder
-from searcher.schema import NAME_BOOST, SCHEMA_VERSION, make_schema
+from searcher.facets import FacetTable, ShardPostings
+from searcher.schema import SCHEMA_VERSION, make_schema
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,9 @@ def _fsync_dir(path: Path) -> None:
 
 def _fsync_tree(path: Path) -> None:
     for child in path.iterdir():
-        if child.is_file():
+        if child.is_dir():
+            _fsync_tree(child)
+        else:
             with open(child, "rb") as f:
                 os.fsync(f.fileno())
     _fsync_dir(path)
@@ -168,157 +170,190 @@ def _fsync_tree(path: Path) -> None:
 
 # -- writing ------------------------------------------------------------------------------
 
+SHARDS_DIR = "shards"
 
-class GenerationWriter:
-    """Writes one new generation: Whoosh documents, then the facet structures and meta.
 
-    Facet values are not Whoosh fields: FacetTableBuilder records them by document number
-    as documents are added. A single writer on a fresh index numbers documents 0, 1, 2...
-    in the order they are added; finish() checks that against the committed index.
+class ShardWriter:
+    """Writes one shard (all specs of one build-cache tag): a Whoosh index + its postings.
+
+    Facet values are not Whoosh fields: ShardPostings records them by document number as
+    documents are added. A single writer on a fresh index numbers documents 0, 1, 2... in
+    the order they are added; finish() checks that against the committed index.
     """
 
-    def __init__(self, directory: Path, *, limitmb: int = 256):
+    def __init__(self, directory: Path, *, limitmb: int = 128):
         self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
         self._ix = whoosh_index.create_in(str(directory), make_schema())
         self._writer = self._ix.writer(limitmb=limitmb)
-        self._facets = FacetTableBuilder()
+        self.postings = ShardPostings()
         self._checkpoints: dict[int, str] = {}  # docnum -> id, to verify the numbering
         self.count = 0
 
     def add(self, spec: Spec) -> None:
         """Add one spec as one document."""
         self._writer.add_document(
-            id=spec.id,
-            hash=spec.hash,
-            name=" ".join(spec.name_terms()),
-            text=" ".join(spec.text_terms()),
-            doc=spec.to_record(),
+            id=spec.id, hash=spec.hash, name=" ".join(spec.name_terms()), doc=spec.to_row()
         )
-        self._facets.add(self.count, spec.facet_values())
-        if self.count == 0 or self.count % 10_000 == 0:
+        self.postings.add(self.count, spec.facet_values())
+        if self.count % 10_000 == 0:
             self._checkpoints[self.count] = spec.id
         self._last_id = spec.id
         self.count += 1
 
     def cancel(self) -> None:
-        """Abandon the generation (the caller removes its directory)."""
+        """Abandon the shard (the caller removes its directory)."""
         with contextlib.suppress(Exception):
             self._writer.cancel()
         self._ix.close()
 
-    def finish(self, meta: dict) -> FacetTable:
-        """Commit the documents, check the numbering, write the facet structures and meta."""
+    def finish(self) -> None:
+        """Commit the documents, check their numbering, write the postings."""
         self._writer.commit()
-        with self._ix.searcher() as searcher:
-            checkpoints = {**self._checkpoints, self.count - 1: self._last_id}
-            numbered = searcher.doc_count_all() == self.count and all(
-                searcher.stored_fields(docnum)["id"] == doc_id
-                for docnum, doc_id in checkpoints.items()
-            )
+        if self.count:
+            with self._ix.searcher() as searcher:
+                checkpoints = {**self._checkpoints, self.count - 1: self._last_id}
+                numbered = searcher.doc_count_all() == self.count and all(
+                    Spec.from_row(searcher.stored_fields(docnum)["doc"]).id == doc_id
+                    for docnum, doc_id in checkpoints.items()
+                )
+            if not numbered:
+                self._ix.close()
+                raise RuntimeError("Whoosh numbered documents out of insertion order")
         self._ix.close()
-        if not numbered:
-            raise RuntimeError("Whoosh numbered documents out of insertion order")
-        facets = self._facets.finish()
-        facets.save(self.directory)
-        meta = {**meta, "schema_version": SCHEMA_VERSION, "doc_count": len(facets.live)}
-        (self.directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        return facets
+        self.postings.save(self.directory)
+
+
+def write_generation(directory: Path, shards: list[dict], meta: dict) -> FacetTable:
+    """Merge the shards' postings (in the given order) into facets.bin/order.npy + meta."""
+    table = FacetTable.merge(
+        [ShardPostings.load(directory / SHARDS_DIR / s["dir"]) for s in shards]
+    )
+    table.save(directory)
+    meta = {
+        **meta,
+        "schema_version": SCHEMA_VERSION,
+        "doc_count": table.doc_count,
+        "shards": shards,
+    }
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return table
+
+
+def read_meta(directory: Path) -> dict:
+    """A generation's meta.json."""
+    return json.loads((directory / META_FILE).read_text())
+
+
+def link_shard(source: Path, target: Path) -> None:
+    """Reuse a finished shard in a new generation: hard links, as its files never change."""
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        try:
+            os.link(path, target / path.name)
+        except OSError:  # another filesystem, or no hard links: copy
+            shutil.copy2(path, target / path.name)
 
 
 # -- reading ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TextTerm:
-    """A free-text word of a query: matched in package names (boosted) and every field."""
+class _Shard:
+    """One open shard: its Whoosh searcher and where its documents start globally."""
 
-    word: str
-    prefix: bool = False
-    hash_prefix: bool = False
+    def __init__(self, directory: Path, offset: int):
+        self.offset = offset
+        self.ix = whoosh_index.open_dir(str(directory))
+        self.searcher = self.ix.searcher()
 
-    def whoosh_query(self) -> wq.Query:
-        """The Whoosh query matching this word."""
-        make = wq.Prefix if self.prefix else wq.Term
-        parts = [make("name", self.word, boost=NAME_BOOST), make("text", self.word)]
-        if self.hash_prefix:
-            parts.append(wq.Prefix("hash", self.word))
-        return wq.Or(parts)
+    def close(self) -> None:
+        self.searcher.close()
+        self.ix.close()
 
 
 class Snapshot:
-    """One open generation: Whoosh searcher, facet table and meta, safe to share by threads."""
+    """One open generation: shards, facet table and meta; safe to share between threads.
+
+    Documents are known by rank (display order) everywhere above this class; a rank maps to
+    a global document number (shards laid end to end), which maps to a shard and a Whoosh
+    document number within it.
+    """
 
     def __init__(self, directory: Path):
         self.directory = directory
         self.name = directory.name
+        self._shards: list[_Shard] = []
         try:
-            self.meta = json.loads((directory / META_FILE).read_text())
+            self.meta = read_meta(directory)
+            if self.meta.get("schema_version") != SCHEMA_VERSION:
+                raise ValueError("built by another version of searcher; run searcher reindex")
             self.facets = FacetTable.load(directory)
-            self._ix = whoosh_index.open_dir(str(directory))
-        except (OSError, ValueError, whoosh_index.IndexError) as exc:
+            offset = 0
+            for shard in self.meta["shards"]:
+                self._shards.append(_Shard(directory / SHARDS_DIR / shard["dir"], offset))
+                offset += shard["docs"]
+        except (OSError, ValueError, KeyError, whoosh_index.IndexError) as exc:
+            self.close()
             raise IndexUnavailable(f"cannot open index generation {directory}: {exc}") from exc
-        self._searcher = self._ix.searcher(weighting=BM25F())
-        # Whoosh's readers share file objects; one search at a time per snapshot keeps
-        # them consistent. The Python-level work is GIL-bound anyway.
+        self._offsets = [s.offset for s in self._shards]
+        self._shard_of_tag = {s["tag"]: i for i, s in enumerate(self.meta["shards"])}
+        self._rank_of = np.empty(self.facets.doc_count, dtype=np.int32)
+        self._rank_of[self.facets.order] = np.arange(self.facets.doc_count, dtype=np.int32)
+        # Whoosh's readers share file objects: one look-up at a time per snapshot.
         self.lock = threading.RLock()
         self.users = 0
 
     def close(self) -> None:
-        """Release the Whoosh searcher and index files."""
-        self._searcher.close()
-        self._ix.close()
+        """Release the shards' Whoosh searchers and files."""
+        for shard in self._shards:
+            shard.close()
 
     @property
     def doc_count(self) -> int:
-        """Live documents in this generation."""
-        return len(self.facets.live)
+        """Documents in this generation."""
+        return self.facets.doc_count
 
-    def match_text(self, term: TextTerm) -> BitMap:
-        """Documents matching one free-text word, unscored."""
-        with self.lock:
-            return BitMap(self._searcher.docs_for_query(term.whoosh_query())) & self.facets.live
+    def _ranks(self, shard: _Shard, docnums: Iterable[int]) -> list[int]:
+        return [int(self._rank_of[shard.offset + d]) for d in docnums]
 
     def match_hash_prefix(self, prefix: str) -> BitMap:
-        """Documents whose hash starts with prefix."""
+        """Documents (ranks) whose hash starts with prefix."""
+        found = BitMap()
         with self.lock:
-            found = self._searcher.docs_for_query(wq.Prefix("hash", prefix))
-            return BitMap(found) & self.facets.live
+            for shard in self._shards:
+                found.update(
+                    self._ranks(shard, shard.searcher.docs_for_query(wq.Prefix("hash", prefix)))
+                )
+        return found
 
-    def scores(self, terms: Iterable[TextTerm], docs: BitMap) -> dict[int, float]:
-        """BM25F scores of the given documents for the free-text words (all must match)."""
-        terms = list(terms)
-        query = wq.And([t.whoosh_query() for t in terms]) if len(terms) > 1 else None
-        query = query or terms[0].whoosh_query()
-        result: dict[int, float] = {}
+    def ranks_for_hash(self, hash_: str) -> list[int]:
+        """Every document (one per tag) listing this exact hash."""
+        found = []
         with self.lock:
-            matcher = query.matcher(self._searcher, self._searcher.context(weighting=BM25F()))
-            for docnum in docs:
-                if not matcher.is_active():
-                    break
-                if matcher.id() < docnum:
-                    matcher.skip_to(docnum)
-                    if not matcher.is_active():
-                        break
-                if matcher.id() == docnum:
-                    result[docnum] = matcher.score()
-        return result
+            for shard in self._shards:
+                found += self._ranks(shard, shard.searcher.docs_for_query(wq.Term("hash", hash_)))
+        return sorted(found)
 
-    def specs(self, docnums: Iterable[int]) -> list[Spec]:
+    def rank_for_id(self, doc_id: str) -> int | None:
+        """The rank of ``<tag>/<hash>``, or None."""
+        i = self._shard_of_tag.get(doc_id.partition("/")[0])
+        if i is None:
+            return None
+        shard = self._shards[i]
+        with self.lock:
+            docnum = shard.searcher.document_number(id=doc_id)
+        return None if docnum is None else self._ranks(shard, [docnum])[0]
+
+    def specs(self, ranks: Iterable[int]) -> list[Spec]:
         """The stored specs of the given documents, in the given order."""
+        result = []
         with self.lock:
-            return [Spec.from_record(self._searcher.stored_fields(d)["doc"]) for d in docnums]
-
-    def docnums_for_hash(self, hash_: str) -> list[int]:
-        """Every live document (one per tag) listing this exact hash."""
-        with self.lock:
-            found = self._searcher.docs_for_query(wq.Term("hash", hash_))
-            return sorted(d for d in found if d in self.facets.live)
-
-    def docnum_for_id(self, doc_id: str) -> int | None:
-        """The document number of ``<tag>/<hash>``, or None."""
-        with self.lock:
-            docnum = self._searcher.document_number(id=doc_id)
-        return docnum if docnum is not None and docnum in self.facets.live else None
+            for rank in ranks:
+                number = int(self.facets.order[rank])
+                shard = self._shards[bisect.bisect_right(self._offsets, number) - 1]
+                row = shard.searcher.stored_fields(number - shard.offset)["doc"]
+                result.append(Spec.from_row(row))
+        return result
 
 
 class IndexHandle:

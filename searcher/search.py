@@ -17,7 +17,7 @@ from pyroaring import BitMap
 from searcher.documents import Spec
 from searcher.errors import BadRequest, NotFound
 from searcher.facets import FacetCount
-from searcher.index import Snapshot, TextTerm
+from searcher.index import Snapshot
 from searcher.query import FacetValue, HashPrefix, ParsedQuery, Variant, Word, parse
 from searcher.schema import FACET_NAMES
 
@@ -26,9 +26,6 @@ DEFAULT_PER_PAGE = 20
 DEFAULT_FACET_SIZE = 20
 MAX_FACET_SIZE = 1000
 MAX_PAGE = 10_000
-# Above this many hits, results are listed in display order instead of scored: BM25 over
-# near-identical spec documents says little, and scoring costs time per hit.
-RANK_LIMIT = 5_000
 PARAMS = ("q", "page", "per_page", "facet_size")
 
 
@@ -126,35 +123,28 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
         for other, docs in selections.items():
             if other != facet:
                 base = base & docs
-        facets[facet] = _facet_rows(
-            table.counts(facet, base), request.filters.get(facet, ()), request.facet_size
-        )
+        selected = [table.canonical(facet, v) for v in request.filters.get(facet, ())]
+        facets[facet] = table.top_counts(facet, base, request.facet_size, selected)
 
     start = (request.page - 1) * request.per_page
     stop = start + request.per_page
-    ranked = bool(parsed.words) and 0 < len(hits) <= RANK_LIMIT
-    if ranked:
-        scores = snapshot.scores([_text_term(w) for w in parsed.words], hits)
-        order = sorted(hits, key=lambda d: (-round(scores.get(d, 0.0), 6), table.rank_of(d)))
-        page_docs = order[start:stop]
-    else:
-        page_docs = table.page(hits, start, stop)
+    words = parsed.words
+    groups = _relevance_groups(table, words, hits) if words else [hits]
     return SearchResult(
         request=request,
         total=len(hits),
-        hits=snapshot.specs(page_docs),
+        hits=snapshot.specs(_page(groups, start, stop)),
         facets=facets,
         took_ms=(time.perf_counter() - started) * 1000,
-        ranked=ranked,
+        ranked=len(groups) > 1,
     )
 
 
 def _match_query(snapshot: Snapshot, parsed: ParsedQuery) -> BitMap:
-    """Documents matching every clause of the query text (all live documents if none)."""
+    """Documents matching every clause of the query text (all documents if none)."""
     table = snapshot.facets
     result = BitMap(table.live)
-    # Cheap facet clauses first, so an empty intersection skips the text index entirely.
-    for clause in sorted(parsed.clauses, key=lambda c: isinstance(c, Word | HashPrefix)):
+    for clause in parsed.clauses:
         if not result:
             break
         if isinstance(clause, FacetValue):
@@ -167,28 +157,57 @@ def _match_query(snapshot: Snapshot, parsed: ParsedQuery) -> BitMap:
         elif isinstance(clause, HashPrefix):
             docs = snapshot.match_hash_prefix(clause.prefix)
         else:
-            docs = snapshot.match_text(_text_term(clause))
+            docs = table.term_set(_term(clause), clause.prefix)
+            if clause.may_be_hash:
+                docs = docs | snapshot.match_hash_prefix(clause.text)
         result &= docs
     return result
 
 
-def _text_term(word: Word) -> TextTerm:
-    return TextTerm(word.text, prefix=word.prefix, hash_prefix=word.may_be_hash)
+def _term(word: Word) -> str:
+    # Terms are indexed lowercased, with compilers in both spellings (gcc@=11 / gcc@11).
+    return word.text.replace("@=", "@")
+
+
+def _relevance_groups(table, words: tuple[Word, ...], hits: BitMap) -> list[BitMap]:
+    """Hits split into relevance tiers, best first; each tier is listed in display order.
+
+    Per word, a spec scores 0 when its package is the word, 1 when the word is part of the
+    package name (keras in py-keras), 2 when it matched elsewhere; tiers are the sums. On
+    documents this alike, that ranks what people mean (the package they typed) above
+    everything that merely mentions it, deterministically and at any number of hits.
+    """
+    tiers = {0: BitMap(hits)}
+    for word in words:
+        exact, part = table.name_sets(_term(word), word.prefix)
+        moved: dict[int, BitMap] = {}
+        for score, docs in tiers.items():
+            in_exact = docs & exact
+            in_part = (docs & part) - in_exact
+            elsewhere = docs - in_exact - in_part
+            for extra, group in ((0, in_exact), (1, in_part), (2, elsewhere)):
+                if group:
+                    moved[score + extra] = moved.get(score + extra, BitMap()) | group
+        tiers = moved
+    return [tiers[score] for score in sorted(tiers)]
+
+
+def _page(groups: list[BitMap], start: int, stop: int) -> list[int]:
+    """Documents at positions start:stop of the groups laid end to end."""
+    page: list[int] = []
+    for group in groups:
+        if stop <= 0:
+            break
+        if start < len(group):
+            page.extend(group[max(start, 0) : stop])
+        start -= len(group)
+        stop -= len(group)
+    return page
 
 
 def _starts_with(prefix: str):
     folded = prefix.casefold()
     return lambda value: value.casefold().startswith(folded)
-
-
-def _facet_rows(counts: dict[str, int], selected: Sequence[str], size: int) -> list[FacetCount]:
-    """Top values by count (then name), plus every selected value even if not among them."""
-    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
-    shown = {value for value, _ in rows}
-    chosen = set(selected)
-    result = [FacetCount(value, count, value in chosen) for value, count in rows]
-    result.extend(FacetCount(v, counts.get(v, 0), True) for v in selected if v not in shown)
-    return result
 
 
 def _single(params: Mapping[str, Sequence[str]], name: str, default: str) -> str:
@@ -240,9 +259,9 @@ class SpecDetails:
 
 def spec_details(snapshot: Snapshot, tag: str, hash_: str) -> SpecDetails:
     """The spec `<tag>/<hash>`; NotFound if the index does not hold it."""
-    docnum = snapshot.docnum_for_id(f"{tag}/{hash_}")
-    if docnum is None:
+    rank = snapshot.rank_for_id(f"{tag}/{hash_}")
+    if rank is None:
         raise NotFound(f"no spec {tag}/{hash_} in the index")
-    (spec,) = snapshot.specs([docnum])
-    others = snapshot.specs(d for d in snapshot.docnums_for_hash(hash_) if d != docnum)
+    (spec,) = snapshot.specs([rank])
+    others = snapshot.specs(r for r in snapshot.ranks_for_hash(hash_) if r != rank)
     return SpecDetails(spec=spec, other_tags=sorted(s.tag for s in others))

@@ -7,6 +7,7 @@ A source tree is laid out like the cache.spack.io site: ``<source>/<tag>/<packag
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class Page:
 
 
 def find_pages(source: Path) -> list[Path]:
-    """Every ``<tag>/<package>/specs.md`` under a source tree, in a stable order."""
+    """Every ``<tag>/<package>/specs.md`` under a source tree, sorted by tag, then package."""
     source = Path(source)
     if not source.is_dir():
         raise SourceTreeError(f"source directory {source} does not exist")
@@ -82,7 +83,13 @@ def read_page(path: Path) -> Page:
     except UnicodeDecodeError as exc:
         raise SourceError(path, f"not UTF-8 (invalid byte at offset {exc.start})") from None
     data = _load_front_matter(path, text)
-    return _page_from_front_matter(path, data)
+    page = _page_from_front_matter(path, data)
+    folder = Path(path).parent.parent.name
+    if page.tag != folder:
+        raise SourceError(
+            path, f"tag {page.tag!r} in 'categories' does not match its folder {folder!r}"
+        )
+    return page
 
 
 def _load_front_matter(path: Path, text: str) -> dict:
@@ -93,8 +100,9 @@ def _load_front_matter(path: Path, text: str) -> dict:
         end = next(i for i, line in enumerate(lines[1:], 1) if line.strip() == "---")
     except StopIteration:
         raise SourceError(path, "front matter is not closed by a '---' line") from None
+    header, values = _json_fast_path(lines[1:end])
     try:
-        data = yaml.load("\n".join(lines[1:end]), Loader=_Loader)
+        data = yaml.load("\n".join(header), Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}, column {mark.column + 1}" if mark else ""
@@ -102,7 +110,31 @@ def _load_front_matter(path: Path, text: str) -> dict:
         raise SourceError(path, f"invalid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise SourceError(path, "front matter is not a mapping of keys to values")
+    data.update(values)
     return data
+
+
+def _json_fast_path(lines: list[str]) -> tuple[list[str], dict]:
+    """Take the one-line JSON values (spec_details, meta) out of the YAML.
+
+    The listing writes them as single-line JSON, which is also YAML; json reads them
+    ~50x faster than libyaml (bench/bench_search.py, "parse"). A line json cannot read
+    stays in the YAML, which then parses it or reports the error at its line. Taken lines
+    become comments so YAML's line numbers stay right.
+    """
+    header, values = [], {}
+    for line in lines:
+        key, sep, rest = line.partition(": ")
+        if sep and key in ("spec_details", "meta") and rest[:1] in "[{" and rest:
+            try:
+                values[key] = json.loads(rest)
+            except ValueError:
+                pass
+            else:
+                header.append("#")
+                continue
+        header.append(line)
+    return header, values
 
 
 def _page_from_front_matter(path: Path, data: dict) -> Page:
