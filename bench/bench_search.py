@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from searcher.app import create_app  # noqa: E402
+from searcher.documents import word_terms  # noqa: E402
 from searcher.generate import generate  # noqa: E402
-from searcher.index import TextTerm  # noqa: E402
 from searcher.schema import FACETS  # noqa: E402
 from searcher.sources import find_pages, iter_pages  # noqa: E402
 
@@ -149,53 +149,67 @@ def bench_ours(index: Path, repeat: int) -> tuple[dict, dict]:
     return rows, totals
 
 
-# -- baseline: Whoosh with the facets as fields, counted by groupedby -------------------------
+# -- baselines: the same documents in Whoosh (groupedby) and SQLite FTS5 (GROUP BY) -----------
 
 
-def build_baseline(source: Path, directory: Path) -> dict:
+def spec_text(spec) -> str:
+    """A spec's free text as the baselines index it: the same terms we derive."""
+    values = [v for vals in spec.facet_values().values() for v in vals] + [spec.compiler]
+    return " ".join(dict.fromkeys(t for v in values for t in word_terms(v)))
+
+
+def all_specs(source: Path):
+    for page in iter_pages(find_pages(source)):
+        yield from getattr(page, "specs", [])
+
+
+def build_whoosh_baseline(source: Path, directory: Path) -> dict:
+    """Whoosh the straightforward way: facets and free text as Whoosh fields."""
     from whoosh import fields, index
 
-    from searcher.schema import make_schema
-
-    schema = make_schema()
-    for facet in FACETS:
-        schema.add(facet.name, fields.KEYWORD(lowercase=False, commas=False))
+    facet_fields = {f.name: fields.KEYWORD(lowercase=False, commas=False) for f in FACETS}
+    schema = fields.Schema(
+        id=fields.ID(unique=True),
+        hash=fields.ID(),
+        name=fields.KEYWORD(lowercase=True, scorable=True),
+        text=fields.KEYWORD(lowercase=True, scorable=True),
+        doc=fields.STORED(),
+        **facet_fields,
+    )
     directory.mkdir(parents=True)
     ix = index.create_in(str(directory), schema)
     writer = ix.writer(limitmb=256)
     count = 0
     start = time.perf_counter()
-    for page in iter_pages(find_pages(source)):
-        for spec in getattr(page, "specs", []):
-            values = spec.facet_values()
-            writer.add_document(
-                id=spec.id,
-                hash=spec.hash,
-                name=" ".join(spec.name_terms()),
-                text=" ".join(spec.text_terms()),
-                doc=spec.to_record(),
-                **{k: " ".join(v) for k, v in values.items()},
-            )
-            count += 1
+    for spec in all_specs(source):
+        values = {k: " ".join(v) for k, v in spec.facet_values().items()}
+        writer.add_document(
+            id=spec.id,
+            hash=spec.hash,
+            name=" ".join(spec.name_terms()),
+            text=spec_text(spec),
+            doc=spec.to_row(),
+            **values,
+        )
+        count += 1
     writer.commit()
     seconds = time.perf_counter() - start
     return {"ix": ix, "specs_per_s": count / seconds, "index_mb": dir_size(directory) / 2**20}
 
 
-def baseline_query(params: list[tuple[str, str]]):
+def whoosh_query(params: list[tuple[str, str]]):
     from whoosh import query as wq
 
-    parts = []
-    filters: dict[str, list[str]] = {}
-    page = 1
+    parts, filters, page = [], {}, 1
     for key, value in params:
         if key == "q":
             word = value.lower()
-            prefix = word.endswith("*")
-            hash_like = len(word) >= 7 and word.isalnum()
-            parts.append(
-                TextTerm(word.rstrip("*"), prefix=prefix, hash_prefix=hash_like).whoosh_query()
-            )
+            make = wq.Prefix if word.endswith("*") else wq.Term
+            word = word.rstrip("*")
+            alternatives = [make("name", word, boost=4.0), make("text", word)]
+            if len(word) >= 7 and word.isalnum():
+                alternatives.append(wq.Prefix("hash", word))
+            parts.append(wq.Or(alternatives))
         elif key == "page":
             page = int(value)
         else:
@@ -205,7 +219,7 @@ def baseline_query(params: list[tuple[str, str]]):
     return (wq.And(parts) if parts else wq.Every()), page
 
 
-def bench_baseline(ix, mix, repeat: int) -> tuple[dict, dict]:
+def bench_whoosh(ix, mix, repeat: int) -> tuple[dict, dict]:
     from whoosh import sorting
 
     groupedby = {
@@ -215,13 +229,13 @@ def bench_baseline(ix, mix, repeat: int) -> tuple[dict, dict]:
     rows, totals = {}, {}
     with ix.searcher() as searcher:
         for name, params in mix:
-            q, page = baseline_query(params)
+            q, page = whoosh_query(params)
 
             def run(q=q, page=page):
                 results = searcher.search_page(q, page, pagelen=20, groupedby=groupedby)
                 body = {
                     "total": results.total,
-                    "hits": [hit["doc"] for hit in results],
+                    "hits": [list(hit["doc"]) for hit in results],
                     "facets": {f: results.results.groups(f) for f in groupedby},
                 }
                 json.dumps(body)
@@ -232,6 +246,190 @@ def bench_baseline(ix, mix, repeat: int) -> tuple[dict, dict]:
     return rows, totals
 
 
+SQLITE_SCHEMA = """
+create table specs (id integer primary key, doc text, {columns});
+create table spec_values (spec integer, facet text, value text);
+create virtual table fts using fts5(text, hash, tokenize="unicode61 tokenchars '-_.@=:+~'");
+"""
+
+
+def build_sqlite(source: Path, path: Path) -> dict:
+    """SQLite FTS5 for text, one column per single-valued facet, a table for the others."""
+    import sqlite3
+
+    single = [f.name for f in FACETS if not f.multi]
+    db = sqlite3.connect(path)
+    db.executescript(SQLITE_SCHEMA.format(columns=", ".join(single)))
+    start = time.perf_counter()
+    rows, values, texts = [], [], []
+    for number, spec in enumerate(all_specs(source), 1):
+        facet_values = spec.facet_values()
+        rows.append((number, json.dumps(spec.to_row()), *(facet_values[f][0] for f in single)))
+        values += [(number, f, v) for f in ("stack", "variant") for v in facet_values[f]]
+        texts.append((number, spec_text(spec), spec.hash))
+    marks = ", ".join("?" * (2 + len(single)))
+    db.executemany(f"insert into specs values ({marks})", rows)
+    db.executemany("insert into spec_values values (?, ?, ?)", values)
+    db.executemany("insert into fts (rowid, text, hash) values (?, ?, ?)", texts)
+    for f in single:
+        db.execute(f"create index specs_{f} on specs ({f})")
+    db.execute("create index spec_values_fv on spec_values (facet, value, spec)")
+    db.execute("create index spec_values_spec on spec_values (spec, facet)")
+    db.commit()
+    seconds = time.perf_counter() - start
+    return {"db": db, "specs_per_s": len(rows) / seconds, "index_mb": path.stat().st_size / 2**20}
+
+
+def sqlite_where(params: list[tuple[str, str]]) -> tuple[str, list, int]:
+    """(WHERE clause over specs, its arguments, page) for a query class."""
+    clauses, args, filters, page = [], [], {}, 1
+    for key, value in params:
+        if key == "q":
+            word = value.lower()
+            token = '"' + word.rstrip("*").replace('"', '""') + '"'
+            token += "*" if word.endswith("*") else ""
+            match = f"text : {token}"
+            if len(word) >= 7 and word.isalnum():
+                match = f"({match}) OR (hash : {token}*)"
+            clauses.append("id in (select rowid from fts where fts match ?)")
+            args.append(match)
+        elif key == "page":
+            page = int(value)
+        else:
+            filters.setdefault(key, []).append(value)
+    for facet, values in filters.items():
+        marks = ", ".join("?" * len(values))
+        if facet in ("stack", "variant"):
+            clauses.append(
+                f"id in (select spec from spec_values where facet = ? and value in ({marks}))"
+            )
+            args += [facet, *values]
+        else:
+            clauses.append(f"{facet} in ({marks})")
+            args += values
+    return (" and ".join(clauses) or "1"), args, page
+
+
+def bench_sqlite(db, mix, repeat: int) -> tuple[dict, dict]:
+    rows, totals = {}, {}
+    for name, params in mix:
+        where, args, page = sqlite_where(params)
+
+        def run(where=where, args=args, page=page):
+            total = db.execute(f"select count(*) from specs where {where}", args).fetchone()[0]
+            hits = db.execute(
+                f"select doc from specs where {where} order by id limit 20 offset ?",
+                [*args, (page - 1) * 20],
+            ).fetchall()
+            facets = {}
+            for facet in FACETS:
+                if facet.multi:
+                    sql = (
+                        "select value, count(*) c from spec_values where facet = ? and spec in "
+                        f"(select id from specs where {where}) group by value "
+                        "order by c desc limit 20"
+                    )
+                    facets[facet.name] = db.execute(sql, [facet.name, *args]).fetchall()
+                else:
+                    sql = (
+                        f"select {facet.name}, count(*) c from specs where {where} "
+                        f"group by {facet.name} order by c desc limit 20"
+                    )
+                    facets[facet.name] = db.execute(sql, args).fetchall()
+            json.dumps({"total": total, "hits": hits, "facets": facets})
+            return total
+
+        totals[name] = run()
+        rows[name] = timed(run, repeat, warmup=1)
+    return rows, totals
+
+
+# -- incremental reindex and the serving process ----------------------------------------------
+
+
+def reindex_seconds(source: Path, index: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "searcher",
+            "reindex",
+            "-q",
+            "--source",
+            str(source),
+            "--index",
+            str(index),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+    return time.perf_counter() - start
+
+
+def bench_incremental(source: Path, index: Path) -> dict:
+    """A run with no change, then a new weekly snapshot (develop copied under a new tag)."""
+    result = {"no change s": reindex_seconds(source, index)}
+    new_tag = "develop-2099-01-01"
+    added = 0
+    for page in sorted((source / "develop").glob("*/specs.md")):
+        text = page.read_text().replace(
+            "categories: [package, develop]", f"categories: [package, {new_tag}]", 1
+        )
+        target = source / new_tag / page.parent.name / "specs.md"
+        target.parent.mkdir(parents=True)
+        target.write_text(text)
+        added += text.count('"hash"')
+    result["new tag s"] = reindex_seconds(source, index)
+    result["new tag specs"] = added
+    shutil.rmtree(source / new_tag)
+    return result
+
+
+def bench_server(index: Path, mix) -> dict:
+    """RSS of a real `searcher serve` after answering the query mix over HTTP."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "searcher", "serve", "--index", str(index), "--port", str(port)],
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(url + "/api/health", timeout=5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        latencies = []
+        for _ in range(3):
+            for _, params in mix:
+                start = time.perf_counter()
+                urllib.request.urlopen(url + "/api/search?" + urlencode(params), timeout=60).read()
+                latencies.append((time.perf_counter() - start) * 1000)
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        memory = {
+            key: int(value.split()[0]) / 1024
+            for key, value in (line.split(":", 1) for line in status.splitlines())
+            if key in ("VmRSS", "VmHWM")
+        }
+        return {
+            "rss_mb": memory["VmRSS"],
+            "peak_rss_mb": memory["VmHWM"],
+            "http_median_ms": statistics.median(latencies),
+        }
+    finally:
+        server.terminate()
+        server.wait()
+
+
 # -- main -------------------------------------------------------------------------------------
 
 
@@ -240,8 +438,8 @@ def main() -> None:
     parser.add_argument("--specs", type=int, default=100_000, help="specs to generate")
     parser.add_argument("--tags", type=int, default=0, help="tags (default: ~1 per 16,667 specs)")
     parser.add_argument("--repeat", type=int, default=40, help="timed runs per query class")
-    parser.add_argument("--baseline-repeat", type=int, default=7, help="runs per baseline class")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the Whoosh baseline")
+    parser.add_argument("--baseline-repeat", type=int, default=5, help="runs per baseline class")
+    parser.add_argument("--no-baseline", action="store_true", help="skip both baselines")
     parser.add_argument("--workdir", type=Path, help="keep the generated data and indexes here")
     args = parser.parse_args()
     tags = args.tags or max(4, round(args.specs / 16_667))
@@ -249,64 +447,86 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"# searcher benchmark: {args.specs:,} specs over {tags} tags, in {workdir}")
     print(f"# python {sys.version.split()[0]}, {os.cpu_count()} cores")
-
     try:
-        source = workdir / "source"
-        start = time.perf_counter()
-        report = generate(source, specs=args.specs, tags=tags)
-        print(
-            f"generate: {report.specs:,} specs in {report.files:,} pages, "
-            f"{time.perf_counter() - start:.1f} s"
-        )
-
-        parse = bench_parse(find_pages(source), sample=300)
-        line = ", ".join(f"{k} {v:,.0f} specs/s" for k, v in parse.items())
-        if len(parse) == 2:
-            line += f" (C/pure: {parse['CSafeLoader'] / parse['SafeLoader']:.1f}x)"
-        print(f"parse: {line}")
-
-        built = bench_reindex(source, workdir / "index")
-        print(f"reindex: {built['summary']}")
-        print(
-            f"reindex: {built['specs_per_s']:,.0f} specs/s end to end (child process), "
-            f"peak RSS {built['peak_rss_mb']:,.0f} MB, index {built['index_mb']:,.1f} MB"
-        )
-
-        ours, our_totals = bench_ours(workdir / "index", args.repeat)
-        base = base_totals = None
-        if not args.no_baseline:
-            baseline = build_baseline(source, workdir / "baseline")
-            print(
-                f"baseline build (Whoosh, facets as fields, one process): "
-                f"{baseline['specs_per_s']:,.0f} specs/s, index {baseline['index_mb']:,.1f} MB; "
-                f"ours is {built['specs_per_s'] / baseline['specs_per_s']:.2f}x"
-            )
-            app = create_app({"INDEX_DIR": str(workdir / "index")})
-            mix = query_mix(app.test_client())
-            app.extensions["searcher.index"].close()
-            base, base_totals = bench_baseline(baseline["ix"], mix, args.baseline_repeat)
-            baseline["ix"].close()
-
-        print()
-        header = f"{'query class':28} {'hits':>9} {'median ms':>10} {'p95 ms':>8}"
-        if base:
-            header += f" {'groupedby median':>17} {'p95':>8} {'speed-up':>9}"
-        print(header)
-        for name, samples in ours.items():
-            med, p95 = statistics.median(samples), percentile(samples, 0.95)
-            line = f"{name:28} {our_totals[name]:>9,} {med:>10.2f} {p95:>8.2f}"
-            if base:
-                bmed, bp95 = statistics.median(base[name]), percentile(base[name], 0.95)
-                flag = "" if base_totals[name] == our_totals[name] else " (hits differ)"
-                line += f" {bmed:>17.2f} {bp95:>8.2f} {bmed / med:>8.1f}x{flag}"
-            print(line)
-        print(
-            f"\n(ours: {args.repeat} runs per class; groupedby: {args.baseline_repeat} runs; "
-            "speed-up = groupedby median / our median)"
-        )
+        run(args, tags, workdir)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(args, tags: int, workdir: Path) -> None:
+    source = workdir / "source"
+    start = time.perf_counter()
+    report = generate(source, specs=args.specs, tags=tags)
+    print(
+        f"generate: {report.specs:,} specs in {report.files:,} pages, "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+
+    parse = bench_parse(find_pages(source), sample=300)
+    print("parse: " + ", ".join(f"{k} {v:,.0f} specs/s" for k, v in parse.items()))
+
+    built = bench_reindex(source, workdir / "index")
+    print(f"reindex: {built['summary']}")
+    print(
+        f"reindex: {built['specs_per_s']:,.0f} specs/s end to end (child process), "
+        f"peak RSS {built['peak_rss_mb']:,.0f} MB, index {built['index_mb']:,.1f} MB"
+    )
+
+    ours, our_totals = bench_ours(workdir / "index", args.repeat)
+    app = create_app({"INDEX_DIR": str(workdir / "index")})
+    mix = query_mix(app.test_client())
+    app.extensions["searcher.index"].close()
+    served = bench_server(workdir / "index", mix)
+    print(
+        f"serve: RSS {served['rss_mb']:,.0f} MB (peak {served['peak_rss_mb']:,.0f} MB) after "
+        f"the query mix over HTTP; HTTP median {served['http_median_ms']:.1f} ms"
+    )
+
+    incremental = bench_incremental(source, workdir / "index")
+    print(
+        f"incremental: no-change reindex {incremental['no change s']:.1f} s; a new tag of "
+        f"{incremental['new tag specs']:,} specs {incremental['new tag s']:.1f} s"
+    )
+
+    baselines: list[tuple[str, dict, dict]] = []
+    if not args.no_baseline:
+        whoosh = build_whoosh_baseline(source, workdir / "baseline-whoosh")
+        print(
+            f"baseline Whoosh (facets + text as fields, one process): "
+            f"{whoosh['specs_per_s']:,.0f} specs/s, {whoosh['index_mb']:,.1f} MB; our build "
+            f"is {built['specs_per_s'] / whoosh['specs_per_s']:.1f}x"
+        )
+        rows, totals = bench_whoosh(whoosh["ix"], mix, args.baseline_repeat)
+        whoosh["ix"].close()
+        baselines.append(("groupedby", rows, totals))
+        sqlite = build_sqlite(source, workdir / "baseline.sqlite")
+        print(
+            f"baseline SQLite FTS5: {sqlite['specs_per_s']:,.0f} specs/s, "
+            f"{sqlite['index_mb']:,.1f} MB; our build is "
+            f"{built['specs_per_s'] / sqlite['specs_per_s']:.1f}x"
+        )
+        rows, totals = bench_sqlite(sqlite["db"], mix, args.baseline_repeat)
+        sqlite["db"].close()
+        baselines.append(("fts5", rows, totals))
+
+    print()
+    header = f"{'query class':26} {'hits':>9} {'median':>8} {'p95':>8}"
+    for label, _, _ in baselines:
+        header += f" {label + ' median':>17} {'ratio':>6}"
+    print(header + "   (ms; ratio = baseline median / ours)")
+    for name, samples in ours.items():
+        med, p95 = statistics.median(samples), percentile(samples, 0.95)
+        line = f"{name:26} {our_totals[name]:>9,} {med:>8.2f} {p95:>8.2f}"
+        for _, rows, totals in baselines:
+            bmed = statistics.median(rows[name])
+            flag = " " if totals[name] == our_totals[name] else "*"
+            line += f" {bmed:>16.1f}{flag} {bmed / med:>5.0f}x"
+        print(line)
+    print(
+        f"\n(ours: {args.repeat} runs per class; baselines: {args.baseline_repeat} runs; "
+        "* = that baseline found a different number of hits)"
+    )
 
 
 if __name__ == "__main__":
