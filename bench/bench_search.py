@@ -368,12 +368,14 @@ def reindex_seconds(source: Path, index: Path) -> float:
     return time.perf_counter() - start
 
 
-def bench_incremental(source: Path, index: Path) -> dict:
-    """A run with no change, then a new weekly snapshot (develop copied under a new tag)."""
+def bench_incremental(source: Path, index: Path, new_specs: int) -> dict:
+    """A run with no change, then a new weekly tag of `new_specs` specs, then its removal."""
     result = {"no change s": reindex_seconds(source, index)}
     new_tag = "develop-2099-01-01"
+    extra = source.parent / "new-tag"
+    generate(extra, specs=new_specs, tags=1, seed=7)
     added = 0
-    for page in sorted((source / "develop").glob("*/specs.md")):
+    for page in sorted((extra / "develop").glob("*/specs.md")):
         text = page.read_text().replace(
             "categories: [package, develop]", f"categories: [package, {new_tag}]", 1
         )
@@ -381,9 +383,11 @@ def bench_incremental(source: Path, index: Path) -> dict:
         target.parent.mkdir(parents=True)
         target.write_text(text)
         added += text.count('"hash"')
+    shutil.rmtree(extra)
     result["new tag s"] = reindex_seconds(source, index)
     result["new tag specs"] = added
     shutil.rmtree(source / new_tag)
+    result["removed tag s"] = reindex_seconds(source, index)
     return result
 
 
@@ -439,6 +443,12 @@ def main() -> None:
     parser.add_argument("--tags", type=int, default=0, help="tags (default: ~1 per 16,667 specs)")
     parser.add_argument("--repeat", type=int, default=40, help="timed runs per query class")
     parser.add_argument("--baseline-repeat", type=int, default=5, help="runs per baseline class")
+    parser.add_argument(
+        "--new-tag-specs",
+        type=int,
+        default=60_000,
+        help="size of the tag added for the incremental timing",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip both baselines")
     parser.add_argument("--workdir", type=Path, help="keep the generated data and indexes here")
     args = parser.parse_args()

@@ -45,8 +45,9 @@ SHARD_POSTINGS_FILE = "postings.bin"
 # Display order: these facets, in this order, then position in the listing.
 _ORDER = ("package", "version", "tag", "os", "target", "compiler")
 _HEADER = struct.Struct("<Q")
-# Single-valued facets of hit sets up to this size are counted with one bincount.
-_BINCOUNT_LIMIT = 50_000
+# Single-valued facets of hit sets up to this share of the index (50k specs of 1M) are
+# counted with one bincount over the hits; larger sets by intersecting the largest values.
+_BINCOUNT_SHARE = 20
 _TERM_CACHE = 512
 
 
@@ -276,7 +277,7 @@ class FacetTable:
         chosen = set(selected)
         if len(docs) == self.doc_count:
             counted = [(values[i], int(sizes[i])) for i in self._by_size[facet][:size]]
-        elif facet in self._columns and len(docs) <= _BINCOUNT_LIMIT:
+        elif facet in self._columns and len(docs) <= self.doc_count // _BINCOUNT_SHARE:
             tally = np.bincount(self._columns[facet][_ids(docs)], minlength=len(values))
             nonzero = np.flatnonzero(tally)
             best = sorted((-int(tally[i]), values[i]) for i in nonzero)[:size]
