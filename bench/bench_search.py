@@ -493,10 +493,11 @@ def run(args, tags: int, workdir: Path) -> None:
         f"the query mix over HTTP; HTTP median {served['http_median_ms']:.1f} ms"
     )
 
-    incremental = bench_incremental(source, workdir / "index")
+    incremental = bench_incremental(source, workdir / "index", args.new_tag_specs)
     print(
         f"incremental: no-change reindex {incremental['no change s']:.1f} s; a new tag of "
-        f"{incremental['new tag specs']:,} specs {incremental['new tag s']:.1f} s"
+        f"{incremental['new tag specs']:,} specs {incremental['new tag s']:.1f} s; removing it "
+        f"again {incremental['removed tag s']:.1f} s"
     )
 
     baselines: list[tuple[str, dict, dict]] = []

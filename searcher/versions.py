@@ -1,22 +1,145 @@
-"""Version ordering in the spirit of Spack's: numeric components compare as numbers."""
+"""Versions and version ranges with Spack's ordering and matching rules.
+
+Ordering (as spack.version does it): a version splits into numeric and alphabetic
+components, separators ignored. Numbers compare as numbers; a word compares below any
+number, except the "infinity" words, which compare above every number, in the order
+stable < trunk < head < master < main < develop. A trailing alpha/beta/rc (with an
+optional number) marks a prerelease, below the release itself: 1.0rc1 < 1.0 < 1.0.1.
+
+Matching (as ``@`` in a spec): ``@1.2`` is the range 1.2:1.2, which holds 1.2 and every
+1.2.x; ``@=1.2`` holds exactly 1.2; ``@1.2:1.4`` holds 1.2 up to and including 1.4.x;
+``@:3`` and ``@4.2:`` are open; ``@1.2,1.5:`` is a list (any of).
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 
-# Spack orders these above every numbered release, in this order (develop highest).
-INFINITY_VERSIONS = ("develop", "main", "master", "head", "trunk", "stable")
-_COMPONENT = re.compile(r"\d+|[A-Za-z]+")
+INFINITY_VERSIONS = ("stable", "trunk", "head", "master", "main", "develop")
+_SEGMENT = re.compile(r"([0-9]+)|([a-zA-Z]+)")
+_PRERELEASE = {"alpha": 0, "beta": 1, "rc": 2}
+_FINAL = 3
+
+Component = tuple[int, int | str]
 
 
-def version_key(version: str) -> tuple:
-    """A sort key: 1.10 > 1.9, 1.2.1 > 1.2, develop > 9.9, and 1.0a < 1.0.0."""
-    key = []
-    for part in _COMPONENT.findall(version):
-        if part.isdigit():
-            key.append((1, int(part), ""))
-        elif part.lower() in INFINITY_VERSIONS:
-            key.append((2, len(INFINITY_VERSIONS) - INFINITY_VERSIONS.index(part.lower()), ""))
+@dataclass(frozen=True, order=True)
+class Version:
+    """A concrete version; compares in Spack's order."""
+
+    release: tuple[Component, ...]
+    prerelease: tuple[int, ...] = (_FINAL,)
+
+    @property
+    def is_final(self) -> bool:
+        """Not an alpha, beta or rc."""
+        return self.prerelease == (_FINAL,)
+
+
+@lru_cache(maxsize=65536)
+def parse_version(text: str) -> Version:
+    """The Version of a string such as '1.2.3', '2.26-t9b_atlas', '1.0rc1' or 'develop'."""
+    segments = [(num, word) for num, word in _SEGMENT.findall(text)]
+    prerelease: tuple[int, ...] = (_FINAL,)
+    if len(segments) >= 3 and segments[-2][1] in _PRERELEASE and segments[-1][0]:
+        prerelease = (_PRERELEASE[segments[-2][1]], int(segments[-1][0]))
+        segments = segments[:-2]
+    elif len(segments) >= 2 and segments[-1][1] in _PRERELEASE:
+        prerelease = (_PRERELEASE[segments[-1][1]],)
+        segments = segments[:-1]
+    release = []
+    for num, word in segments:
+        if num:
+            release.append((1, int(num)))
+        elif word in INFINITY_VERSIONS:
+            release.append((2, INFINITY_VERSIONS.index(word)))
         else:
-            key.append((0, 0, part.lower()))
-    return tuple(key)
+            release.append((0, word))
+    return Version(tuple(release), prerelease)
+
+
+def version_key(text: str) -> Version:
+    """Sort key of a version string (newest last)."""
+    return parse_version(text)
+
+
+@dataclass(frozen=True)
+class VersionRange:
+    """lo:hi (either end open when None); exact when written @=."""
+
+    lo: Version | None
+    hi: Version | None
+    exact: bool = False
+
+    def __contains__(self, version: Version) -> bool:
+        if self.exact:
+            return version == self.lo
+        if self.lo is not None and version < self.lo:
+            return False
+        if self.hi is None or version <= self.hi:
+            return True
+        # The upper end holds every version it is a prefix of: :1.4 holds 1.4.2.
+        n = len(self.hi.release)
+        return self.hi.is_final and version.release[:n] == self.hi.release
+
+
+@dataclass(frozen=True)
+class VersionList:
+    """Ranges ORed together, as in @1.2,1.5: ."""
+
+    ranges: tuple[VersionRange, ...]
+
+    def matches(self, text: str) -> bool:
+        """Whether a version string lies in any of the ranges."""
+        version = parse_version(text)
+        return any(version in r for r in self.ranges)
+
+
+class VersionSyntaxError(ValueError):
+    """A version list that cannot be read; offset is relative to the list's start."""
+
+    def __init__(self, message: str, offset: int):
+        super().__init__(message)
+        self.offset = offset
+
+
+_VERSION_TEXT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def parse_version_list(text: str) -> VersionList:
+    """Parse what follows '@': '3.9.2', '=3.9.2', '1.2:1.4', ':3', '4.2:', '1.2,1.5:'."""
+    ranges = []
+    offset = 0
+    for part in text.split(","):
+        ranges.append(_parse_range(part, offset))
+        offset += len(part) + 1
+    return VersionList(tuple(ranges))
+
+
+def _parse_range(part: str, offset: int) -> VersionRange:
+    if not part:
+        raise VersionSyntaxError("empty version", offset)
+    if part.startswith("="):
+        body = part[1:]
+        _check(body, offset + 1)
+        return VersionRange(parse_version(body), parse_version(body), exact=True)
+    if ":" in part:
+        lo, _, hi = part.partition(":")
+        if ":" in hi:
+            raise VersionSyntaxError("a range has one ':'", offset + len(lo) + 1 + hi.index(":"))
+        if lo:
+            _check(lo, offset)
+        if hi:
+            _check(hi, offset + len(lo) + 1)
+        return VersionRange(parse_version(lo) if lo else None, parse_version(hi) if hi else None)
+    _check(part, offset)
+    version = parse_version(part)
+    return VersionRange(version, version)
+
+
+def _check(text: str, offset: int) -> None:
+    if not _VERSION_TEXT.match(text):
+        bad = next((i for i, c in enumerate(text) if not (c.isalnum() or c in "_.-")), 0)
+        raise VersionSyntaxError(f"{text!r} is not a version", offset + bad)
