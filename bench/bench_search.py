@@ -368,9 +368,9 @@ def reindex_seconds(source: Path, index: Path) -> float:
     return time.perf_counter() - start
 
 
-def bench_incremental(source: Path, index: Path, new_specs: int) -> dict:
+def bench_incremental(source: Path, index: Path, new_specs: int) -> None:
     """A run with no change, then a new weekly tag of `new_specs` specs, then its removal."""
-    result = {"no change s": reindex_seconds(source, index)}
+    print(f"incremental: no-change reindex {reindex_seconds(source, index):.1f} s", flush=True)
     new_tag = "develop-2099-01-01"
     extra = source.parent / "new-tag"
     generate(extra, specs=new_specs, tags=1, seed=7)
@@ -384,11 +384,10 @@ def bench_incremental(source: Path, index: Path, new_specs: int) -> dict:
         target.write_text(text)
         added += text.count('"hash"')
     shutil.rmtree(extra)
-    result["new tag s"] = reindex_seconds(source, index)
-    result["new tag specs"] = added
+    seconds = reindex_seconds(source, index)
+    print(f"incremental: a new tag of {added:,} specs {seconds:.1f} s", flush=True)
     shutil.rmtree(source / new_tag)
-    result["removed tag s"] = reindex_seconds(source, index)
-    return result
+    print(f"incremental: removing it again {reindex_seconds(source, index):.1f} s", flush=True)
 
 
 def bench_server(index: Path, mix) -> dict:
@@ -493,12 +492,7 @@ def run(args, tags: int, workdir: Path) -> None:
         f"the query mix over HTTP; HTTP median {served['http_median_ms']:.1f} ms"
     )
 
-    incremental = bench_incremental(source, workdir / "index", args.new_tag_specs)
-    print(
-        f"incremental: no-change reindex {incremental['no change s']:.1f} s; a new tag of "
-        f"{incremental['new tag specs']:,} specs {incremental['new tag s']:.1f} s; removing it "
-        f"again {incremental['removed tag s']:.1f} s"
-    )
+    bench_incremental(source, workdir / "index", args.new_tag_specs)
 
     baselines: list[tuple[str, dict, dict]] = []
     if not args.no_baseline:

@@ -247,6 +247,8 @@ def _build_shards(plans, build_dir: Path, jobs: int, progress, record) -> dict[s
         )
         for p in sorted(plans, key=lambda p: -len(p.pages))
     ]
+    if not tasks:  # only removals: nothing to build
+        return results
     if jobs == 1 or len(tasks) == 1:
         for task in tasks:
             finished(build_shard(*task))

@@ -107,6 +107,17 @@ def test_incremental_reindex_equals_a_full_rebuild(tmp_path, source):
         assert api(incremental, query + "&facet_size=1000") == api(full, query + "&facet_size=1000")
 
 
+def test_removing_a_whole_tag_equals_a_full_rebuild(tmp_path, source):
+    incremental, full = tmp_path / "incremental", tmp_path / "full"
+    reindex(source, incremental)
+    shutil.rmtree(source / "develop-2025-11-09")
+    result = reindex(source, incremental)
+    assert "kept 3 unchanged tags" in result.stdout
+    reindex(source, full, "--full")
+    assert every_hit(incremental) == every_hit(full)
+    assert "develop-2025-11-09" not in {h["tag"] for h in every_hit(incremental)}
+
+
 def test_changed_and_deleted_pages_replace_and_remove_exactly_their_specs(tmp_path, source):
     index = tmp_path / "ix"
     reindex(source, index)
