@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from searcher.errors import BadRequest
 from searcher.search import SearchRequest, search, spec_details
 from searcher.views import request_params, snapshot
 
@@ -15,6 +16,21 @@ def search_json():
     """Hits, facet counts and paging for a query, as JSON (the contract in README)."""
     request = SearchRequest.from_params(request_params())
     return jsonify(search(snapshot(), request).to_dict())
+
+
+@bp.get("/suggest")
+def suggest_json():
+    """Package names for autocomplete: the ones whose name or a part of it starts with q."""
+    params = request_params()
+    for name in params:
+        if name not in ("q", "limit"):
+            raise BadRequest(f"unknown parameter '{name}': /api/suggest takes q and limit")
+    q = (params.get("q") or [""])[0].strip().lower()
+    raw_limit = (params.get("limit") or ["10"])[0]
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 50:
+        raise BadRequest(f"parameter 'limit' must be between 1 and 50, got {raw_limit!r}")
+    found = snapshot().facets.complete(q, int(raw_limit)) if q else []
+    return jsonify({"q": q, "suggestions": [{"value": v, "count": n} for v, n in found]})
 
 
 @bp.get("/spec/<tag>/<hash_>")

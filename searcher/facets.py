@@ -156,6 +156,10 @@ class FacetTable:
                     column[_ids(bitmap)] = i
                 self._columns[facet.name] = column
         self._terms = _TermIndex(values)
+        # Position of each value in the order sort=version / sort=tag lists them.
+        self._sort_position = {
+            name: _positions(_value_order(name, values[name])) for name in ("version", "tag")
+        }
         self._cache: OrderedDict[tuple, FrozenBitMap] = OrderedDict()
 
     # -- building and storage ------------------------------------------------------------
@@ -234,6 +238,53 @@ class FacetTable:
         """Documents holding any value of a facet for which match(value) is true."""
         maps = [b for v, b in zip(self.values[facet], self.bitmaps[facet], strict=True) if match(v)]
         return BitMap.union(*maps) if maps else BitMap()
+
+    def matching(self, facet: str, key: object, match: Callable[[str], bool]) -> FrozenBitMap:
+        """values_set, remembered under key (a hashable description of match)."""
+        return self._cached(
+            ("match", facet, key),
+            lambda: [(facet, i) for i, v in enumerate(self.values[facet]) if match(v)],
+        )
+
+    def is_package(self, name: str) -> bool:
+        """Whether the index holds this package (in any letter case)."""
+        return name in self._index["package"] or name.casefold() in self._folded["package"]
+
+    def complete(self, prefix: str, limit: int) -> list[tuple[str, int]]:
+        """Packages whose name, or a part of it, starts with prefix; most specs first."""
+        found = {i for _, i in self._terms.name_refs(prefix.lower(), True, exact=False)}
+        sizes = self._sizes["package"]
+        best = sorted(found, key=lambda i: (-sizes[i], self.values["package"][i]))[:limit]
+        return [(self.values["package"][i], int(sizes[i])) for i in best]
+
+    def closest(self, facets: Sequence[str], text: str, limit: int = 3) -> list[str]:
+        """Values of the given facets within a small edit distance of text (did-you-mean)."""
+        text = text.lower()
+        reach = 1 if len(text) <= 4 else 2
+        scored = []
+        for facet in facets:
+            for i, value in enumerate(self.values[facet]):
+                folded = value.lower()
+                if abs(len(folded) - len(text)) <= reach and folded != text:
+                    distance = _distance(text, folded, reach)
+                    if distance <= reach:
+                        scored.append((distance, -int(self._sizes[facet][i]), value))
+        # Only the nearest spellings: ubuntu2404 -> ubuntu24.04, not also ubuntu20.04.
+        nearest = min((d for d, _, _ in scored), default=0)
+        return list(dict.fromkeys(v for d, _, v in sorted(scored) if d == nearest))[:limit]
+
+    def page_sorted(self, docs, facet: str, start: int, stop: int) -> list[int]:
+        """Positions start:stop of docs ordered by a facet's sort order, then display order."""
+        if start >= len(docs):
+            return []
+        ranks = _ids(docs)
+        keys = self._sort_position[facet][self._columns[facet][ranks]] * self.doc_count + ranks
+        stop = min(stop, len(keys))
+        nearest = (
+            np.argpartition(keys, stop - 1)[:stop] if stop < len(keys) else np.arange(len(keys))
+        )
+        ordered = nearest[np.argsort(keys[nearest], kind="stable")]
+        return [int(r) for r in ranks[ordered[start:stop]]]
 
     def any_of(self, facet: str, values: Iterable[str]) -> BitMap:
         """Documents holding at least one of the given values of a facet (an OR)."""
@@ -376,22 +427,48 @@ def _display_order(
     keys = []
     for name in _ORDER:
         names = values[name]
-        if name == "version":
-            order = sorted(range(len(names)), key=lambda i: version_key(names[i]), reverse=True)
-        elif name == "tag":
-            # develop first, then the rest newest first (dated snapshots, releases).
-            order = sorted(range(len(names)), key=lambda i: names[i], reverse=True)
-            order.sort(key=lambda i: names[i] != "develop")
-        else:
-            order = sorted(range(len(names)), key=lambda i: names[i])
-        position = np.empty(len(names), dtype=np.int64)
-        position[order] = np.arange(len(names))
+        position = _positions(_value_order(name, names))
         column = np.full(total, len(names), dtype=np.int64)
         for i, ids in enumerate(global_ids[name]):
             column[ids] = position[i]
         keys.append(column)
     # np.lexsort sorts by the last key first; document number breaks the remaining ties.
     return np.lexsort((np.arange(total), *reversed(keys)))
+
+
+def _value_order(facet: str, names: list[str]) -> list[int]:
+    """Value indexes in the order a facet sorts: versions newest first (Spack's order);
+    tags develop first, then newest first (dated snapshots, releases); others by name."""
+    if facet == "version":
+        return sorted(range(len(names)), key=lambda i: version_key(names[i]), reverse=True)
+    if facet == "tag":
+        order = sorted(range(len(names)), key=lambda i: names[i], reverse=True)
+        order.sort(key=lambda i: names[i] != "develop")
+        return order
+    return sorted(range(len(names)), key=lambda i: names[i])
+
+
+def _positions(order: list[int]) -> np.ndarray:
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    return position
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    """Edit distance with adjacent transpositions, giving up above limit."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = ca != cb
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
 
 
 def _write_blobs(path: Path, header: dict, blobs: list[bytes]) -> None:

@@ -1,17 +1,24 @@
-"""Turning the user's query text into clauses the search layer can evaluate.
+"""Turning the user's query text (Spack spec syntax mixed with plain words) into clauses.
 
-Grammar (all clauses AND together)::
+A query is a sequence of whitespace-separated chunks. Spec syntax, as `spack find` reads
+it (the subset that fits build-cache listings)::
 
-    word        free text: found in package names (boosted) and every other field;
-                a word of 7+ letters/digits also matches hash prefixes
-    word*       prefix of a word (py-ker*)
-    field:value one facet value (os:ubuntu24.04, stack:e4s, tag:develop); value* for a
-                prefix; hash:abc1234 for a hash prefix
-    os=value    the same for facet names written Spack-style
-    +mpi ~ipo -shared  build_system=cmake  patches:=abc   variants, as Spack writes them
-    /abc1234    a hash prefix
-    *           everything
-    "..."       quotes take text literally (no operators) and may hold spaces
+    py-torch            a package name (one the index knows): starts a spec
+    @3.9.2 @=3.9.2 @1.2:1.4 @:3 @4.2: @1.2,1.5:   versions (Spack's order and ranges)
+    %gcc %gcc@11:       compiler (%none: built without one)
+    +mpi ~shared -shared   boolean variants (-x only at the start of a chunk)
+    key=value key=a,b key:=a,b key=true   valued variants (a,b: has at least a and b;
+                        := exactly these; true/false as +key/~key)
+    arch=linux-ubuntu24.04-aarch64 arch=aarch64 platform= os= target=
+    /abc1234            hash prefix
+
+Options attach to the spec named last (or to an anonymous spec before any name); several
+specs OR together, as in `spack find a b`. Attached forms work: py-torch@2.7:+cuda%gcc.
+
+Searcher's own, ANDed with everything: plain words (any word that is not a package name;
+`py-ker*` for a prefix; 7+ letters/digits also match hash prefixes), `field:value` on any
+facet (tag:develop, stack:e4s, os:ubuntu24.04, value* for a prefix) and `hash:abc`;
+"..." takes text literally.
 
 Mistakes raise QueryError with the position of the offending character.
 """
@@ -19,23 +26,25 @@ Mistakes raise QueryError with the position of the offending character.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from searcher.errors import QueryError
 from searcher.schema import FACET_NAMES
+from searcher.versions import VersionList, VersionSyntaxError, parse_version_list
 
 MAX_QUERY_LENGTH = 1000
 MAX_CLAUSES = 32
-_IDENT = r"[A-Za-z_][A-Za-z0-9_.-]*"
-_FIELD = re.compile(rf"^({_IDENT}):(.*)$", re.S)
-_KEY_EXACT = re.compile(rf"^({_IDENT}):=(.*)$", re.S)
-_KEY_VALUE = re.compile(rf"^({_IDENT})=(.*)$", re.S)
-_BOOL_VARIANT = re.compile(r"^([+~-])(.*)$", re.S)
-_VARIANT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_HASH_CHARS = re.compile(r"^[a-z0-9]+$")
-# A typed word this long made of hash characters may be the start of a DAG hash.
 MIN_HASH_PREFIX = 7
 FIELDS = (*FACET_NAMES, "hash")
+ARCH_KEYS = ("arch", "platform", "os", "target")
+
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+_NAME_RE = re.compile(rf"{_NAME}\*?")
+_VERSION_CHARS = re.compile(r"[=A-Za-z0-9_.:,-]*")
+_HASH_CHARS = re.compile(r"^[a-z0-9]+$")
+_FIELD = re.compile(rf"^({_NAME}):(?!=)(.*)$", re.S)
+_KEY_VALUE = re.compile(rf"^({_NAME})(:?=)(.*)$", re.S)
 
 
 @dataclass(frozen=True)
@@ -63,22 +72,6 @@ class FacetValue:
 
 
 @dataclass(frozen=True)
-class Variant:
-    """A variant as Spack writes it: +name, ~name, key=value, key:=value."""
-
-    value: str
-    position: int = 0
-
-    def matches(self, candidate: str) -> bool:
-        """Whether an indexed variant value satisfies this one."""
-        if candidate == self.value:
-            return True
-        # key=value also accepts the exact form key:=value that newer Spack prints.
-        key, sep, value = self.value.partition("=")
-        return bool(sep) and ":" not in key and candidate == f"{key}:={value}"
-
-
-@dataclass(frozen=True)
 class HashPrefix:
     """The beginning of a DAG hash."""
 
@@ -86,44 +79,124 @@ class HashPrefix:
     position: int = 0
 
 
-Clause = Word | FacetValue | Variant | HashPrefix
+@dataclass(frozen=True)
+class Variant:
+    """A variant constraint as Spack writes it."""
+
+    name: str
+    values: tuple[str, ...] = ()  # empty for boolean variants
+    enabled: bool = True  # for boolean variants: +name or ~name
+    exact: bool = False  # key:=a,b
+    position: int = 0
+
+    @classmethod
+    def from_key_value(cls, key: str, op: str, value: str, position: int) -> Variant:
+        """key=value (true/false as booleans), key=a,b, key:=a,b."""
+        if op == "=" and value.lower() in ("true", "false"):
+            return cls(key, (), value.lower() == "true", position=position)
+        values = tuple(v for v in value.split(",") if v)
+        return cls(key, values, exact=op == ":=", position=position)
+
+    def matches(self, candidate: str) -> bool:
+        """Whether one indexed variant value (e.g. '+mpi', 'libs:=shared,static') satisfies."""
+        if not self.values:
+            if candidate[:1] in "+~":
+                return candidate[1:] == self.name and (candidate[0] == "+") == self.enabled
+            key, _, value = candidate.partition("=")
+            return key.rstrip(":") == self.name and value.lower() == str(self.enabled).lower()
+        key, sep, value = candidate.partition("=")
+        if not sep or key.rstrip(":") != self.name:
+            return False
+        have = set(value.split(","))
+        return have == set(self.values) if self.exact else have >= set(self.values)
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """%name[@versions]."""
+
+    name: str
+    versions: VersionList | None = None
+    position: int = 0
+
+    def matches(self, candidate: str) -> bool:
+        """Whether an indexed compiler value ('gcc@11.4.0', 'none') satisfies."""
+        name, _, version = candidate.partition("@")
+        if name.lower() != self.name.lower():
+            return False
+        return self.versions is None or (bool(version) and self.versions.matches(version))
+
+
+@dataclass
+class SpecClause:
+    """One spec of the query: a package (or none), and its node options, all ANDed."""
+
+    name: str | None = None
+    position: int = 0
+    versions: list[VersionList] = field(default_factory=list)
+    compilers: list[Compiler] = field(default_factory=list)
+    variants: list[Variant] = field(default_factory=list)
+    arch: list[FacetValue] = field(default_factory=list)
+    hashes: list[HashPrefix] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class ParsedQuery:
-    """The clauses of a query; no clauses means everything."""
+    """Specs (ORed), then words and facet/hash clauses ANDed with them; none: everything."""
 
     text: str
-    clauses: tuple[Clause, ...]
-
-    @property
-    def words(self) -> tuple[Word, ...]:
-        """The free-text clauses (the ones relevance ranking scores)."""
-        return tuple(c for c in self.clauses if isinstance(c, Word))
+    specs: tuple[SpecClause, ...] = ()
+    words: tuple[Word, ...] = ()
+    clauses: tuple[FacetValue | HashPrefix, ...] = ()
 
 
-def parse(text: str) -> ParsedQuery:
-    """Parse query text; raises QueryError pointing at the first problem."""
+def parse(text: str, is_package: Callable[[str], bool] = lambda name: False) -> ParsedQuery:
+    """Parse query text; raises QueryError pointing at the first problem.
+
+    is_package tells package names (which start a spec) from plain words.
+    """
     if len(text) > MAX_QUERY_LENGTH:
         raise QueryError(
             f"query is too long ({len(text)} characters; at most {MAX_QUERY_LENGTH})",
             position=MAX_QUERY_LENGTH,
         )
-    clauses: list[Clause] = []
-    for token, position, quoted in _tokens(text):
+    state = _State(is_package)
+    for chunk, position, quoted in _chunks(text):
         if quoted:
-            clauses.extend(_literal_words(token, position))
+            for offset, word in _words_of(chunk):
+                state.add_word(Word(word.lower(), position=position + offset))
         else:
-            clause = _clause(token, position)
-            if clause is not None:
-                clauses.append(clause)
-        if len(clauses) > MAX_CLAUSES:
+            _parse_chunk(state, chunk, position)
+        if state.count > MAX_CLAUSES:
             raise QueryError(f"too many terms (at most {MAX_CLAUSES})", position=position)
-    return ParsedQuery(text=text, clauses=tuple(dict.fromkeys(clauses)))
+    return ParsedQuery(text, tuple(state.specs), tuple(state.words), tuple(state.clauses))
 
 
-def _tokens(text: str):
-    """Split on whitespace; double quotes group. Yields (token, start, was_quoted)."""
+class _State:
+    def __init__(self, is_package: Callable[[str], bool]):
+        self.is_package = is_package
+        self.specs: list[SpecClause] = []
+        self.words: list[Word] = []
+        self.clauses: list[FacetValue | HashPrefix] = []
+        self.count = 0
+
+    def current(self, position: int) -> SpecClause:
+        if not self.specs:
+            self.specs.append(SpecClause(position=position))
+        return self.specs[-1]
+
+    def add_word(self, word: Word) -> None:
+        self.count += 1
+        if word not in self.words:
+            self.words.append(word)
+
+    def add_clause(self, clause: FacetValue | HashPrefix) -> None:
+        self.count += 1
+        self.clauses.append(clause)
+
+
+def _chunks(text: str):
+    """Split on whitespace; double quotes group. Yields (chunk, start, was_quoted)."""
     i, n = 0, len(text)
     while i < n:
         if text[i].isspace():
@@ -144,68 +217,158 @@ def _tokens(text: str):
         yield "".join(parts), start, quoted
 
 
-def _literal_words(token: str, position: int) -> list[Word]:
-    return [Word(w.lower(), position=position) for w in token.split()]
+def _words_of(chunk: str):
+    for match in re.finditer(r"\S+", chunk):
+        yield match.start(), match.group()
 
 
-def _clause(token: str, pos: int) -> Clause | None:
-    if token == "*":
-        return None
-    if token.startswith("/"):
-        prefix = token[1:].lower()
-        if not prefix or not _HASH_CHARS.match(prefix):
-            raise QueryError(
-                "'/' must be followed by the start of a hash (letters and digits)", position=pos + 1
-            )
-        return HashPrefix(prefix, pos)
-    if m := _BOOL_VARIANT.match(token):
-        sign, name = m.groups()
-        if not _VARIANT_NAME.match(name):
-            raise QueryError(
-                f"'{sign}' must be followed by a variant name, as in {sign}mpi", position=pos + 1
-            )
-        return Variant(("~" if sign == "-" else sign) + name, pos)
-    if m := _KEY_EXACT.match(token):
-        key, value = m.groups()
-        _need_value(value, f"{key}:=", pos + len(key) + 2)
-        return Variant(f"{key}:={value}", pos)
-    if m := _KEY_VALUE.match(token):
-        key, value = m.groups()
-        _need_value(value, f"{key}=", pos + len(key) + 1)
-        if key in FACET_NAMES:
-            return _facet_value(key, value, pos, pos + len(key) + 1)
-        return Variant(f"{key}={value}", pos)
-    if m := _FIELD.match(token):
+def _parse_chunk(state: _State, chunk: str, pos: int) -> None:
+    if chunk == "*":
+        return
+    # Searcher's field syntax first: tag:develop, stack:e4s, hash:abc (not key:=value).
+    if m := _FIELD.match(chunk):
         key, value = m.groups()
         if key not in FIELDS:
             raise QueryError(f"unknown field '{key}': use one of {', '.join(FIELDS)}", position=pos)
-        _need_value(value, f"{key}:", pos + len(key) + 1)
+        _need(value, f"{key}:", pos + len(key) + 1)
         if key == "hash":
-            prefix = value.lower()
-            if not _HASH_CHARS.match(prefix):
-                raise QueryError("a hash has only letters and digits", position=pos + len(key) + 1)
-            return HashPrefix(prefix, pos)
-        return _facet_value(key, value, pos, pos + len(key) + 1)
-    word, prefix = _star(token.lower(), pos)
-    return Word(word, prefix, pos)
+            state.add_clause(_hash(value, pos + len(key) + 1))
+        else:
+            state.add_clause(_facet_value(key, value, pos, pos + len(key) + 1))
+        return
+    i = 0
+    while i < len(chunk):
+        i = _parse_token(state, chunk, i, pos)
+
+
+def _parse_token(state: _State, chunk: str, i: int, pos: int) -> int:
+    """Parse one spec token of a chunk starting at i; returns where the next one starts."""
+    at = pos + i
+    rest = chunk[i:]
+    sigil = rest[0]
+    if sigil == "@":
+        body = _VERSION_CHARS.match(rest, 1).group()
+        _need(body, "@", at + 1)
+        state.current(at).versions.append(_versions(body, at + 1))
+        state.count += 1
+        return i + 1 + len(body)
+    if sigil == "%":
+        name = re.match(rf"{_NAME}", rest[1:])
+        if not name:
+            raise QueryError("'%' must be followed by a compiler name, as in %gcc", position=at + 1)
+        end = 1 + name.end()
+        versions = None
+        if rest[end : end + 1] == "@":
+            body = _VERSION_CHARS.match(rest, end + 1).group()
+            _need(body, "@", at + end + 1)
+            versions = _versions(body, at + end + 1)
+            end += 1 + len(body)
+        name_text = name.group()
+        state.current(at).compilers.append(Compiler(name_text, versions, at))
+        state.count += 1
+        return i + end
+    if sigil in "+~" or (sigil == "-" and i == 0):
+        name = re.match(rf"{_NAME}", rest[1:])
+        if not name:
+            raise QueryError(
+                f"'{sigil}' must be followed by a variant name, as in {sigil}mpi", position=at + 1
+            )
+        state.current(at).variants.append(Variant(name.group(), (), sigil == "+", position=at))
+        state.count += 1
+        return i + 1 + name.end()
+    if sigil == "/":
+        body = re.match(r"[A-Za-z0-9]*", rest[1:]).group()
+        state.current(at).hashes.append(_hash(body, at + 1, after="/"))
+        state.count += 1
+        return i + 1 + len(body)
+    if m := _KEY_VALUE.match(rest):
+        key, op, value = m.groups()
+        _need(value, f"{key}{op}", at + len(key) + len(op))
+        state.count += 1
+        if key in ARCH_KEYS and op == "=":
+            state.current(at).arch.extend(_arch(key, value, at + len(key) + 1))
+        elif key in FACET_NAMES and op == "=":
+            state.add_clause(_facet_value(key, value, at, at + len(key) + 1))
+        else:
+            state.current(at).variants.append(Variant.from_key_value(key, op, value, at))
+        return len(chunk)  # a value runs to the end of the chunk, as in Spack
+    name = _NAME_RE.match(rest)
+    if not name:
+        if "*" in rest:
+            star = rest.index("*")
+            message = (
+                "'*' needs at least one character before it"
+                if star == 0
+                else "'*' may only end a word (as in py-ker*)"
+            )
+            raise QueryError(message, position=at + star)
+        return _plain_word(state, chunk, i, pos)
+    text = name.group()
+    end = i + len(text)
+    if chunk[end : end + 1] == "*":  # py-ker**
+        raise QueryError("'*' may only end a word (as in py-ker*)", position=pos + end)
+    if text.endswith("*") and end < len(chunk) and chunk[end] not in "@%+~/":  # py*keras
+        raise QueryError("'*' may only end a word (as in py-ker*)", position=pos + end - 1)
+    if text.endswith("*"):
+        state.add_word(Word(text[:-1].lower(), True, at))
+    elif state.is_package(text):
+        state.specs.append(SpecClause(name=text, position=at))
+        state.count += 1
+    else:
+        state.add_word(Word(text.lower(), False, at))
+    return end
+
+
+def _plain_word(state: _State, chunk: str, i: int, pos: int) -> int:
+    """Anything else up to the next sigil is searched as a plain word."""
+    end = i + 1
+    while end < len(chunk) and chunk[end] not in "@%+~/":
+        end += 1
+    state.add_word(Word(chunk[i:end].lower(), False, pos + i))
+    return end
+
+
+def _versions(body: str, at: int) -> VersionList:
+    try:
+        return parse_version_list(body)
+    except VersionSyntaxError as exc:
+        raise QueryError(f"{exc}", position=at + exc.offset) from None
+
+
+def _arch(key: str, value: str, at: int) -> list[FacetValue]:
+    if key != "arch":
+        return [FacetValue(key, value, False, at - len(key) - 1)]
+    parts = value.split("-")
+    if len(parts) == 1:
+        return [FacetValue("target", value, False, at)]
+    if len(parts) != 3 or not all(parts):
+        raise QueryError(
+            "arch= takes platform-os-target (linux-ubuntu24.04-aarch64) or a target", position=at
+        )
+    return [FacetValue(f, v, False, at) for f, v in zip(ARCH_KEYS[1:], parts, strict=True)]
+
+
+def _hash(value: str, at: int, after: str = "hash:") -> HashPrefix:
+    prefix = value.lower()
+    if not prefix:
+        raise QueryError(f"'{after}' must be followed by the start of a hash", position=at)
+    if not _HASH_CHARS.match(prefix):
+        raise QueryError("a hash has only letters and digits", position=at)
+    return HashPrefix(prefix, at)
 
 
 def _facet_value(facet: str, value: str, pos: int, value_pos: int) -> FacetValue:
-    value, prefix = _star(value, value_pos)
-    return FacetValue(facet, value, prefix, pos)
-
-
-def _star(text: str, pos: int) -> tuple[str, bool]:
-    """Strip one trailing '*' (prefix search); reject '*' anywhere else."""
-    prefix = text.endswith("*")
-    body = text[:-1] if prefix else text
+    prefix = value.endswith("*")
+    body = value[:-1] if prefix else value
     if "*" in body:
-        raise QueryError("'*' may only end a word (as in py-ker*)", position=pos + body.index("*"))
+        raise QueryError(
+            "'*' may only end a word (as in py-ker*)", position=value_pos + body.index("*")
+        )
     if prefix and not body:
-        raise QueryError("'*' needs at least one character before it", position=pos)
-    return body, prefix
+        raise QueryError("'*' needs at least one character before it", position=value_pos)
+    return FacetValue(facet, body, prefix, pos)
 
 
-def _need_value(value: str, after: str, pos: int) -> None:
+def _need(value: str, after: str, pos: int) -> None:
     if not value:
         raise QueryError(f"missing value after '{after}'", position=pos)

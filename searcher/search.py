@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pyroaring import BitMap
 
@@ -18,7 +18,7 @@ from searcher.documents import Spec
 from searcher.errors import BadRequest, NotFound
 from searcher.facets import FacetCount
 from searcher.index import Snapshot
-from searcher.query import FacetValue, HashPrefix, ParsedQuery, Variant, Word, parse
+from searcher.query import FacetValue, HashPrefix, ParsedQuery, SpecClause, Word, parse
 from searcher.schema import FACET_NAMES
 
 MAX_PER_PAGE = 100
@@ -26,7 +26,10 @@ DEFAULT_PER_PAGE = 20
 DEFAULT_FACET_SIZE = 20
 MAX_FACET_SIZE = 1000
 MAX_PAGE = 10_000
-PARAMS = ("q", "page", "per_page", "facet_size")
+PARAMS = ("q", "page", "per_page", "facet_size", "sort")
+SORTS = ("relevance", "package", "version", "tag")
+# Facets whose values did-you-mean offers for a word that matched nothing.
+SUGGEST_FROM = ("package", "os", "target", "platform", "compiler", "stack", "tag")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class SearchRequest:
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
     facet_size: int = DEFAULT_FACET_SIZE
+    sort: str = "relevance"
 
     @classmethod
     def from_params(
@@ -60,12 +64,16 @@ class SearchRequest:
                 filters[facet] = tuple(dict.fromkeys(values))
         q = _single(params, "q", "").strip()
         parse(q)  # a query that cannot be parsed is a bad parameter like any other
+        sort = _single(params, "sort", "relevance").strip() or "relevance"
+        if sort not in SORTS:
+            raise BadRequest(f"parameter 'sort' must be one of {', '.join(SORTS)}, got {sort!r}")
         return cls(
             q=q,
             filters=filters,
             page=_integer(params, "page", 1, 1, MAX_PAGE),
             per_page=_integer(params, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
             facet_size=_integer(params, "facet_size", DEFAULT_FACET_SIZE, 1, MAX_FACET_SIZE),
+            sort=sort,
         )
 
     def to_dict(self) -> dict:
@@ -75,6 +83,7 @@ class SearchRequest:
             "filters": {k: list(v) for k, v in self.filters.items()},
             "page": self.page,
             "per_page": self.per_page,
+            "sort": self.sort,
         }
 
 
@@ -88,6 +97,8 @@ class SearchResult:
     facets: dict[str, list[FacetCount]]
     took_ms: float
     ranked: bool = False
+    suggestions: list[dict] = field(default_factory=list)
+    highlight: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:
@@ -101,6 +112,7 @@ class SearchResult:
             "total": self.total,
             "hits": [spec.to_record() for spec in self.hits],
             "facets": {name: [c.to_dict() for c in rows] for name, rows in self.facets.items()},
+            "suggestions": self.suggestions,
             "took_ms": round(self.took_ms, 3),
         }
 
@@ -108,8 +120,8 @@ class SearchResult:
 def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
     """Run one search against one open generation of the index."""
     started = time.perf_counter()
-    parsed = parse(request.q)
     table = snapshot.facets
+    parsed = parse(request.q, table.is_package)
     matched = _match_query(snapshot, parsed)
 
     selections = {f: table.any_of(f, values) for f, values in request.filters.items()}
@@ -128,40 +140,120 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
 
     start = (request.page - 1) * request.per_page
     stop = start + request.per_page
-    words = parsed.words
-    groups = _relevance_groups(table, words, hits) if words else [hits]
+    groups = [hits]
+    if request.sort in ("version", "tag"):
+        page = table.page_sorted(hits, request.sort, start, stop)
+    else:
+        if request.sort == "relevance" and parsed.words:
+            groups = _relevance_groups(table, parsed.words, hits)
+        page = _page(groups, start, stop)
     return SearchResult(
         request=request,
         total=len(hits),
-        hits=snapshot.specs(_page(groups, start, stop)),
+        hits=snapshot.specs(page),
         facets=facets,
         took_ms=(time.perf_counter() - started) * 1000,
         ranked=len(groups) > 1,
+        suggestions=[] if hits else _suggestions(table, parsed),
+        highlight=_highlight_terms(parsed),
     )
 
 
 def _match_query(snapshot: Snapshot, parsed: ParsedQuery) -> BitMap:
-    """Documents matching every clause of the query text (all documents if none)."""
+    """Documents matching the query text: any of its specs, and all its other clauses."""
     table = snapshot.facets
     result = BitMap(table.live)
     for clause in parsed.clauses:
+        if isinstance(clause, HashPrefix):
+            result &= snapshot.match_hash_prefix(clause.prefix)
+        else:
+            result &= _facet_docs(table, clause)
+    for word in parsed.words:
         if not result:
             break
-        if isinstance(clause, FacetValue):
-            if clause.prefix:
-                docs = table.values_set(clause.facet, _starts_with(clause.value))
-            else:
-                docs = table.value_set(clause.facet, clause.value)
-        elif isinstance(clause, Variant):
-            docs = table.values_set("variant", clause.matches)
-        elif isinstance(clause, HashPrefix):
-            docs = snapshot.match_hash_prefix(clause.prefix)
-        else:
-            docs = table.term_set(_term(clause), clause.prefix)
-            if clause.may_be_hash:
-                docs = docs | snapshot.match_hash_prefix(clause.text)
+        docs = table.term_set(_term(word), word.prefix)
+        if word.may_be_hash:
+            docs = docs | snapshot.match_hash_prefix(word.text)
         result &= docs
+    if parsed.specs and result:
+        specs = BitMap()
+        for spec in parsed.specs:
+            specs |= _spec_docs(snapshot, spec, result)
+        result &= specs
     return result
+
+
+def _spec_docs(snapshot: Snapshot, spec: SpecClause, within: BitMap) -> BitMap:
+    """Documents (among within) that satisfy one spec of the query."""
+    table = snapshot.facets
+    docs = BitMap(within)
+    if spec.name:
+        docs &= table.value_set("package", spec.name)
+    for versions in spec.versions:
+        docs &= table.matching("version", versions, versions.matches)
+    for compiler in spec.compilers:
+        docs &= table.matching("compiler", replace(compiler, position=0), compiler.matches)
+    for variant in spec.variants:
+        docs &= table.matching("variant", replace(variant, position=0), variant.matches)
+    for arch in spec.arch:
+        docs &= _facet_docs(table, arch)
+    for hash_ in spec.hashes:
+        docs &= snapshot.match_hash_prefix(hash_.prefix)
+    return docs
+
+
+def _facet_docs(table, clause: FacetValue):
+    if clause.prefix:
+        return table.values_set(clause.facet, _starts_with(clause.value))
+    return table.value_set(clause.facet, clause.value)
+
+
+def _suggestions(table, parsed: ParsedQuery) -> list[dict]:
+    """Did-you-mean: for each word or facet value that matched nothing, near spellings."""
+    found = []
+    tried: list[tuple[str, Sequence[str], int]] = [
+        (w.text, SUGGEST_FROM, w.position)
+        for w in parsed.words
+        if not w.prefix and not table.term_set(_term(w))
+    ]
+    clauses = [*parsed.clauses, *(a for spec in parsed.specs for a in spec.arch)]
+    for clause in clauses:
+        unknown = isinstance(clause, FacetValue) and not clause.prefix
+        if unknown and not table.value_set(clause.facet, clause.value):
+            start = parsed.text.find(clause.value, clause.position)
+            tried.append((clause.value, (clause.facet,), start))
+    for text, facets, position in tried:
+        for better in table.closest(facets, text):
+            q = parsed.text[:position] + better + parsed.text[position + len(text) :]
+            found.append({"text": text, "suggestion": better, "q": q})
+    return found
+
+
+def _highlight_terms(parsed: ParsedQuery) -> dict[str, tuple[str, ...]]:
+    """What to mark in each column of the results: what the query matched there.
+
+    Free-text words may have matched any column; spec parts mark only their own field.
+    """
+    words = [w.text for w in parsed.words]
+    marks: dict[str, list[str]] = {k: list(words) for k in HIGHLIGHTED}
+    for spec in parsed.specs:
+        if spec.name:
+            marks["package"].append(spec.name)
+        marks["variants"] += [
+            ("+" if v.enabled else "~") + v.name if not v.values else v.name for v in spec.variants
+        ]
+        marks["compiler"] += [c.name for c in spec.compilers]
+        for arch in spec.arch:
+            marks.setdefault(arch.facet, []).append(arch.value)
+    for clause in parsed.clauses:
+        if isinstance(clause, FacetValue):
+            column = {"stack": "stacks", "variant": "variants"}.get(clause.facet, clause.facet)
+            marks.setdefault(column, []).append(clause.value)
+    return {k: tuple(dict.fromkeys(t for t in v if t)) for k, v in marks.items()}
+
+
+# The result columns the page marks matches in.
+HIGHLIGHTED = ("package", "tag", "os", "target", "compiler", "variants", "stacks")
 
 
 def _term(word: Word) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, redirect, render_template, url_for
+from markupsafe import Markup, escape
 
 from searcher.errors import BadRequest, QueryError
 from searcher.schema import FACET_NAMES, FACETS
@@ -19,6 +22,24 @@ from searcher.search import (
 from searcher.views import request_params, snapshot
 
 bp = Blueprint("web", __name__)
+
+
+@bp.app_template_filter("highlight")
+def highlight(text: str, terms: tuple[str, ...]) -> Markup:
+    """text, escaped, with every case-insensitive occurrence of a query term in <mark>."""
+    terms = tuple(t for t in terms if t)
+    if not terms:
+        return escape(text)
+    pattern = re.compile(
+        "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE
+    )
+    out, last = [], 0
+    for match in pattern.finditer(text):
+        out.append(escape(text[last : match.start()]))
+        out.append(Markup("<mark>%s</mark>") % match.group())
+        last = match.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
 
 
 @bp.get("/")
@@ -85,6 +106,8 @@ class PageLinks:
             pairs.append(("page", str(page)))
         if self.request.per_page != DEFAULT_PER_PAGE:
             pairs.append(("per_page", str(self.request.per_page)))
+        if self.request.sort != "relevance":
+            pairs.append(("sort", self.request.sort))
         pairs.extend(("expand", f) for f in (self.expand if expand is None else expand))
         return url_for("web.search_page") + ("?" + urlencode(pairs) if pairs else "")
 
@@ -96,6 +119,14 @@ class PageLinks:
             tuple(v for v in values if v != value) if value in values else (*values, value)
         )
         return self._url(filters)
+
+    def with_query(self, q: str) -> str:
+        """The same filters with other query text (did-you-mean)."""
+        return _LinkWithQuery(self, q)._url(dict(self.request.filters))
+
+    def sorted_by(self, sort: str) -> str:
+        """The same search in another order."""
+        return _LinkWithQuery(self, self.request.q, sort)._url(dict(self.request.filters))
 
     def clear(self) -> str:
         """Drop every facet selection, keep the query text."""
@@ -123,3 +154,12 @@ class PageLinks:
                 numbers.append(None)
             numbers.append(n)
         return numbers
+
+
+class _LinkWithQuery(PageLinks):
+    """PageLinks over the same request with other query text or order."""
+
+    def __init__(self, links: PageLinks, q: str, sort: str | None = None):
+        self.request = replace(links.request, q=q, sort=sort or links.request.sort)
+        self.expand = links.expand
+        self.result = links.result

@@ -17,10 +17,17 @@ def get_json(client, params: list[tuple[str, str]]):
 def expected_body(specs, q: str, filters: dict, hits: list[dict], page=1, per_page=20, size=20):
     selected = [s for s in specs if reference.matches(s, filters)]
     return {
-        "query": {"q": q, "filters": filters, "page": page, "per_page": per_page},
+        "query": {
+            "q": q,
+            "filters": filters,
+            "page": page,
+            "per_page": per_page,
+            "sort": "relevance",
+        },
         "total": len(selected),
         "hits": [reference.hit(s) for s in hits],
         "facets": reference.facet_rows(specs, filters, size),
+        "suggestions": [],
     }
 
 
@@ -66,7 +73,7 @@ def test_hash_prefix_finds_exactly_one_spec_whole_body(client, corpus_specs):
     status, body = get_json(client, [("q", prefix)])
     assert status == 200
     assert without_timing(body) == {
-        "query": {"q": prefix, "filters": {}, "page": 1, "per_page": 20},
+        "query": {"q": prefix, "filters": {}, "page": 1, "per_page": 20, "sort": "relevance"},
         "total": len(same_prefix),
         "hits": [reference.hit(s) for s in same_prefix],
         "facets": {
@@ -76,6 +83,7 @@ def test_hash_prefix_finds_exactly_one_spec_whole_body(client, corpus_specs):
             ]
             for facet in reference.FACETS
         },
+        "suggestions": [],
     }
 
 

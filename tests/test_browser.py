@@ -59,7 +59,7 @@ def test_type_a_query_and_drill_down_with_two_facet_values(
     page.goto(server.url + "/")
     assert urlsplit(page.url).query == "tag=develop"
 
-    page.get_by_role("searchbox").fill("py-torch")
+    page.get_by_role("combobox").fill("py-torch")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"q=py-torch"))
     assert parse_qsl(urlsplit(page.url).query) == [("q", "py-torch"), ("tag", "develop")]
@@ -111,3 +111,34 @@ def test_a_result_opens_its_spec_page_with_install_commands(page, generated_inde
     assert page.locator("#full-hash").inner_text() == hash_
     assert f"/{hash_}" in page.locator("#install").inner_text()
     assert f"spack mirror add {tag} " in page.locator("#install").inner_text()
+
+
+def test_autocomplete_with_the_keyboard(page, generated_index, live_server_for):
+    server = live_server_for(generated_index)
+    page.goto(server.url + "/search")
+    box = page.get_by_role("combobox")
+    box.press_sequentially("+cuda py-to", delay=20)
+    options = page.get_by_role("option")
+    options.first.wait_for()
+    assert box.get_attribute("aria-expanded") == "true"
+    assert options.first.get_attribute("data-value") == "py-torch"
+    box.press("ArrowDown")
+    assert options.first.get_attribute("aria-selected") == "true"
+    box.press("Enter")  # takes the suggestion, replacing the word being typed
+    assert box.input_value() == "+cuda py-torch"
+    assert page.get_by_role("listbox").is_hidden()
+    box.press("Enter")  # now submits
+    page.wait_for_url(re.compile(r"q=%2Bcuda\+py-torch"))
+    assert page.locator("tr.hit").count() > 0
+
+
+def test_a_misspelt_query_offers_a_did_you_mean_link(page, generated_index, live_server_for):
+    server = live_server_for(generated_index)
+    page.goto(server.url + "/search?q=py-trch")
+    assert page.locator("#no-results").is_visible()
+    link = page.locator("#did-you-mean a").first
+    assert link.inner_text() == "py-torch"
+    link.click()
+    page.wait_for_url(re.compile(r"q=py-torch"))
+    assert int(page.locator("#total").inner_text().replace(",", "")) > 0
+    assert page.locator("tr.hit mark").first.inner_text() == "py-torch"

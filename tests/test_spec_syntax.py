@@ -1,0 +1,358 @@
+"""Spack spec syntax in q: a table of queries against a reference matcher over the corpus."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from searcher.errors import QueryError
+from searcher.query import parse
+from searcher.versions import parse_version_list
+
+# -- a reference for Spack's version order, written from Spack's documentation ------------------
+
+INFINITY = ["stable", "trunk", "head", "master", "main", "develop"]
+PRE = ["alpha", "beta", "rc"]
+
+
+def ref_version(text: str) -> tuple:
+    parts = re.findall(r"\d+|[a-zA-Z]+", text)
+    pre: tuple = (3,)
+    if len(parts) >= 3 and parts[-2] in PRE and parts[-1].isdigit():
+        pre, parts = (PRE.index(parts[-2]), int(parts[-1])), parts[:-2]
+    elif len(parts) >= 2 and parts[-1] in PRE:
+        pre, parts = (PRE.index(parts[-1]),), parts[:-1]
+    release = tuple(
+        (1, int(p)) if p.isdigit() else (2, INFINITY.index(p)) if p in INFINITY else (0, p)
+        for p in parts
+    )
+    return release, pre
+
+
+def at_least(v: str, lo: str) -> bool:
+    return ref_version(v) >= ref_version(lo)
+
+
+def at_most(v: str, hi: str) -> bool:
+    """v <= hi, where hi also holds every version it is a prefix of (:1.4 holds 1.4.2)."""
+    rv, rh = ref_version(v), ref_version(hi)
+    return rv <= rh or (rh[1] == (3,) and rv[0][: len(rh[0])] == rh[0])
+
+
+def between(v: str, lo: str | None, hi: str | None) -> bool:
+    return (lo is None or at_least(v, lo)) and (hi is None or at_most(v, hi))
+
+
+def version(s):
+    return s["versions"][0]
+
+
+def compiler(s):
+    return s["compiler"].replace("@=", "@")
+
+
+def has(s, variant):
+    return variant in s["variants"]
+
+
+def valued(s, key):
+    """The value set of a valued variant (key=... or key:=...), or None."""
+    for v in s["variants"]:
+        k, sep, value = v.partition("=")
+        if sep and k.rstrip(":") == key:
+            return set(value.split(","))
+    return None
+
+
+CASES = [
+    # names and words
+    ("py-keras", lambda s: s["package"] == "py-keras"),
+    ("acl", lambda s: s["package"] == "acl"),
+    ("keras", lambda s: "keras" in s["package"]),
+    ("py-ker*", lambda s: s["package"].startswith("py-ker")),
+    ("py-*", lambda s: s["package"].startswith("py-")),
+    ("acl attr", lambda s: s["package"] in ("acl", "attr")),
+    ("acl attr tmux", lambda s: s["package"] in ("acl", "attr", "tmux")),
+    ("PY-KERAS", lambda s: s["package"] == "py-keras"),
+    # versions
+    (
+        "py-keras@3.9.2",
+        lambda s: s["package"] == "py-keras" and between(version(s), "3.9.2", "3.9.2"),
+    ),
+    ("py-keras@=3.9.2", lambda s: s["package"] == "py-keras" and version(s) == "3.9.2"),
+    ("py-keras@3.9", lambda s: s["package"] == "py-keras" and between(version(s), "3.9", "3.9")),
+    ("py-keras@3", lambda s: s["package"] == "py-keras" and between(version(s), "3", "3")),
+    ("py-jax@:0.4.31", lambda s: s["package"] == "py-jax" and between(version(s), None, "0.4.31")),
+    ("py-keras@3.8:", lambda s: s["package"] == "py-keras" and between(version(s), "3.8", None)),
+    (
+        "py-jax@0.4.28:0.4.31",
+        lambda s: s["package"] == "py-jax" and between(version(s), "0.4.28", "0.4.31"),
+    ),
+    (
+        "py-jax@0.4.28,0.4.38:",
+        lambda s: (
+            s["package"] == "py-jax"
+            and (between(version(s), "0.4.28", "0.4.28") or between(version(s), "0.4.38", None))
+        ),
+    ),
+    ("py-jax@:", lambda s: s["package"] == "py-jax"),
+    ("@2:", lambda s: between(version(s), "2", None)),
+    ("@:1", lambda s: between(version(s), None, "1")),
+    ("@=2.2.53", lambda s: version(s) == "2.2.53"),
+    ("tmux@3.5a", lambda s: s["package"] == "tmux" and between(version(s), "3.5a", "3.5a")),
+    ("tmux@3.4:", lambda s: s["package"] == "tmux" and between(version(s), "3.4", None)),
+    ("@2.0:2.3", lambda s: between(version(s), "2.0", "2.3")),
+    ("lhapdf@6.5", lambda s: s["package"] == "lhapdf" and between(version(s), "6.5", "6.5")),
+    # compilers
+    ("%gcc", lambda s: compiler(s).startswith("gcc@")),
+    ("%gcc@11.4.0", lambda s: compiler(s) == "gcc@11.4.0"),
+    ("%gcc@=11.4.0", lambda s: compiler(s) == "gcc@11.4.0"),
+    (
+        "%gcc@11:",
+        lambda s: compiler(s).startswith("gcc@") and between(compiler(s).split("@")[1], "11", None),
+    ),
+    (
+        "%gcc@:10",
+        lambda s: compiler(s).startswith("gcc@") and between(compiler(s).split("@")[1], None, "10"),
+    ),
+    ("%none", lambda s: s["compiler"] == "none"),
+    ("%apple-clang", lambda s: s["compiler"].startswith("apple-clang@")),
+    (
+        "%oneapi@2024:",
+        lambda s: (
+            compiler(s).startswith("oneapi@") and between(compiler(s).split("@")[1], "2024", None)
+        ),
+    ),
+    (
+        "acl%gcc@7",
+        lambda s: (
+            s["package"] == "acl"
+            and compiler(s).startswith("gcc@")
+            and between(compiler(s).split("@")[1], "7", "7")
+        ),
+    ),
+    # variants
+    ("+mpi", lambda s: has(s, "+mpi")),
+    ("~ipo", lambda s: has(s, "~ipo")),
+    ("-python", lambda s: has(s, "~python")),
+    ("+python ~examples", lambda s: has(s, "+python") and has(s, "~examples")),
+    ("python=true", lambda s: has(s, "+python")),
+    ("python=false", lambda s: has(s, "~python")),
+    ("build_system=cmake", lambda s: valued(s, "build_system") == {"cmake"}),
+    ("backend=torch", lambda s: valued(s, "backend") == {"torch"}),
+    ("libs=shared", lambda s: "shared" in (valued(s, "libs") or set())),
+    ("libs=shared,static", lambda s: {"shared", "static"} <= (valued(s, "libs") or set())),
+    ("libs:=shared", lambda s: valued(s, "libs") == {"shared"}),
+    ("libs:=static,shared", lambda s: valued(s, "libs") == {"shared", "static"}),
+    ("processes=eett,tbw", lambda s: {"eett", "tbw"} <= (valued(s, "processes") or set())),
+    ("patches=5c7a3c0", lambda s: "5c7a3c0" in (valued(s, "patches") or set())),
+    (
+        "py-keras backend=jax",
+        lambda s: s["package"] == "py-keras" and valued(s, "backend") == {"jax"},
+    ),
+    (
+        "sherpa+mpi~rivet",
+        lambda s: s["package"] == "sherpa" and has(s, "+mpi") and has(s, "~rivet"),
+    ),
+    # architecture
+    (
+        "arch=linux-ubuntu24.04-aarch64",
+        lambda s: (s["platform"], s["os"], s["target"]) == ("linux", "ubuntu24.04", "aarch64"),
+    ),
+    ("arch=aarch64", lambda s: s["target"] == "aarch64"),
+    ("platform=darwin", lambda s: s["platform"] == "darwin"),
+    ("os=ubuntu22.04", lambda s: s["os"] == "ubuntu22.04"),
+    ("target=x86_64_v3", lambda s: s["target"] == "x86_64_v3"),
+    (
+        "py-jax arch=linux-ubuntu24.04-aarch64",
+        lambda s: s["package"] == "py-jax" and (s["os"], s["target"]) == ("ubuntu24.04", "aarch64"),
+    ),
+    ("arch=darwin-sequoia-aarch64", lambda s: s["os"] == "sequoia"),
+    # hashes
+    ("/nb6m2sm", lambda s: s["hash"].startswith("nb6m2sm")),
+    ("/n", lambda s: s["hash"].startswith("n")),
+    ("acl/nb6m", lambda s: s["package"] == "acl" and s["hash"].startswith("nb6m")),
+    ("hash:7xbg5z5", lambda s: s["hash"].startswith("7xbg5z5")),
+    # searcher keys, mixed, and several specs
+    ("tag:develop acl", lambda s: s["tag"] == "develop" and s["package"] == "acl"),
+    ("stack:e4s", lambda s: "e4s" in s["stacks"]),
+    (
+        "stack:ml-* +cuda",
+        lambda s: any(x.startswith("ml-") for x in s["stacks"]) and has(s, "+cuda"),
+    ),
+    (
+        "os:ubuntu24.04 py-keras backend=torch",
+        lambda s: (
+            s["os"] == "ubuntu24.04"
+            and s["package"] == "py-keras"
+            and valued(s, "backend") == {"torch"}
+        ),
+    ),
+    (
+        "py-keras@3.9: py-jax@0.4.38",
+        lambda s: (
+            (s["package"] == "py-keras" and between(version(s), "3.9", None))
+            or (s["package"] == "py-jax" and between(version(s), "0.4.38", "0.4.38"))
+        ),
+    ),
+    ("acl attr tag:v0.22.0", lambda s: s["package"] in ("acl", "attr") and s["tag"] == "v0.22.0"),
+    ("py-keras linux", lambda s: s["package"] == "py-keras" and s["platform"] == "linux"),
+    ("hep stack:root", lambda s: "hep" in s["stacks"] and "root" in s["stacks"]),
+    ("py-keras@3.9.2%none+nothing", lambda s: False),
+    ("nosuchpackage", lambda s: False),
+]
+
+
+def every_id(client, q: str) -> list[str]:
+    ids, page = [], 1
+    while True:
+        body = client.get("/api/search?" + urlencode({"q": q, "per_page": 100, "page": page}))
+        assert body.status_code == 200, body.get_json()
+        body = body.get_json()
+        ids += [h["id"] for h in body["hits"]]
+        if len(ids) >= body["total"]:
+            return ids
+        page += 1
+
+
+def test_the_table_is_large_and_mostly_finds_something(corpus_specs):
+    assert len(CASES) >= 60
+    found = [q for q, match in CASES if any(match(s) for s in corpus_specs)]
+    assert len(found) >= len(CASES) - 3
+
+
+@pytest.mark.parametrize(("query", "match"), CASES, ids=[q for q, _ in CASES])
+def test_query_finds_exactly_what_the_reference_matcher_finds(client, corpus_specs, query, match):
+    expected = sorted(f"{s['tag']}/{s['hash']}" for s in corpus_specs if match(s))
+    assert sorted(every_id(client, query)) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "position", "message"),
+    [
+        ("py-keras@", 9, "missing value after '@'"),
+        ("py-keras@3.9:4:5", 14, "a range has one ':'"),
+        ("py-keras@3.9,", 13, "empty version"),
+        ("acl%", 4, "'%' must be followed by a compiler name"),
+        ("acl%gcc@", 8, "missing value after '@'"),
+        ("acl +", 5, "'+' must be followed by a variant name"),
+        ("acl ~", 5, "'~' must be followed by a variant name"),
+        ("build_system=", 13, "missing value after 'build_system='"),
+        ("arch=linux-aarch64", 5, "arch= takes platform-os-target"),
+        ("acl /", 5, "'/' must be followed by the start of a hash"),
+        ("colour:red", 0, "unknown field 'colour'"),
+        ("py*keras", 2, "'*' may only end a word"),
+        ('acl "open', 4, "unterminated quote"),
+    ],
+)
+def test_unparsable_spec_syntax_is_a_400_with_the_position(client, query, position, message):
+    response = client.get("/api/search?" + urlencode({"q": query}))
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["position"] == position and message in error["message"], error
+
+
+def test_did_you_mean_offers_near_package_names_and_facet_values(client):
+    body = client.get("/api/search?" + urlencode({"q": "py-kears os=ubuntu2404"})).get_json()
+    assert body["total"] == 0
+    assert body["suggestions"] == [
+        {"text": "py-kears", "suggestion": "py-keras", "q": "py-keras os=ubuntu2404"},
+        {"text": "ubuntu2404", "suggestion": "ubuntu24.04", "q": "py-kears os=ubuntu24.04"},
+    ]
+
+
+def test_suggest_completes_package_names_by_prefix(client, corpus_specs):
+    body = client.get("/api/suggest?q=py-").get_json()
+    counts: dict[str, int] = {}
+    for s in corpus_specs:
+        if s["package"].startswith("py-"):
+            counts[s["package"]] = counts.get(s["package"], 0) + 1
+    expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    assert body == {"q": "py-", "suggestions": [{"value": v, "count": n} for v, n in expected]}
+    parts = client.get("/api/suggest?q=ker").get_json()["suggestions"]
+    assert [s["value"] for s in parts] == ["py-keras"]
+    assert client.get("/api/suggest?q=py&limit=0").status_code == 400
+    assert client.get("/api/suggest?q=py&colour=red").status_code == 400
+
+
+@pytest.mark.parametrize("sort", ["version", "tag", "package"])
+def test_sort_orders_results(client, corpus_specs, sort):
+    body = client.get(f"/api/search?q=&sort={sort}&per_page=100").get_json()
+    hits = body["hits"]
+    if sort == "version":
+        keys = [ref_version(h["version"]) for h in hits]
+        assert keys == sorted(keys, reverse=True)
+    elif sort == "tag":
+        keys = [(h["tag"] != "develop", [-ord(c) for c in h["tag"]]) for h in hits]
+        assert keys == sorted(keys)
+    else:
+        assert [h["package"] for h in hits] == sorted(h["package"] for h in hits)
+    assert body["query"]["sort"] == sort
+    assert client.get("/api/search?sort=size").status_code == 400
+
+
+def test_matches_are_highlighted_where_they_matched_and_escaped(client):
+    query = "keras backend=torch arch=linux-ubuntu24.04-x86_64_v3"
+    html = client.get("/search?" + urlencode({"q": query})).get_data(as_text=True)
+    assert "<strong>py-<mark>keras</mark></strong>" in html
+    assert "<mark>backend</mark>=torch" in html
+    assert "<td><mark>ubuntu24.04</mark> / <mark>x86_64_v3</mark></td>" in html
+    # linux matched the platform, not the stack names that contain it.
+    assert "ml-<mark>linux" not in html and "ml-linux-x86_64-cuda" in html
+    evil = client.get("/search?" + urlencode({"q": "<b>x"})).get_data(as_text=True)
+    assert "<b>x" not in evil
+
+
+# -- properties -------------------------------------------------------------------------------
+
+SPEC_PIECES = [
+    *'@%+~-/=:,*" .',
+    "py-keras",
+    "gcc",
+    "1.2",
+    "3",
+    "develop",
+    "arch",
+    "os",
+    "tag",
+    "mpi",
+    "x86_64",
+    "rc1",
+    "\u00e9",
+    "\x00",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.lists(st.sampled_from(SPEC_PIECES), max_size=20).map("".join),
+    packages=st.sets(st.sampled_from(["py-keras", "gcc", "develop", "mpi"])),
+)
+def test_the_parser_raises_nothing_but_query_errors(text, packages):
+    try:
+        parse(text, packages.__contains__)
+    except QueryError as exc:
+        assert exc.position is not None and 0 <= exc.position <= len(text)
+
+
+VERSION = st.lists(
+    st.one_of(
+        st.integers(0, 12).map(str),
+        st.sampled_from(["a", "b", "rc", "beta", "develop", "main", "x"]),
+    ),
+    min_size=1,
+    max_size=4,
+).map(".".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(lo=VERSION, hi=VERSION, v=VERSION)
+def test_a_range_holds_exactly_the_versions_between_its_ends(lo, hi, v):
+    """@lo:hi holds v iff lo <= v <= hi in Spack's order (hi also holds its extensions)."""
+    assert parse_version_list(f"{lo}:{hi}").matches(v) == between(v, lo, hi)
+    assert parse_version_list(v).matches(v)
+    assert parse_version_list(f"={v}").matches(v)
