@@ -165,14 +165,26 @@ def _serve(index_dir: Path, host: str, port: int, threads: int) -> None:
 )
 @click.option("--page", default=1, show_default=True, help="Page of results.")
 @click.option("--per-page", default=20, show_default=True, help="Results per page (at most 100).")
+@click.option(
+    "--sort",
+    type=click.Choice(["relevance", "package", "version", "tag"]),
+    default="relevance",
+    show_default=True,
+    help="Order of the results.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the /api/search JSON answer.")
-def search(query: str, index_dir: Path, filters, page: int, per_page: int, as_json: bool) -> None:
-    """Search the index from the command line."""
+def search(query: str, index_dir: Path, filters, page, per_page, sort: str, as_json) -> None:
+    """Search the index from the command line (spec syntax: py-torch@2.5:+cuda ...)."""
     from searcher.index import IndexHandle
     from searcher.search import SearchRequest
     from searcher.search import search as run_search
 
-    params: dict[str, list[str]] = {"q": [query], "page": [str(page)], "per_page": [str(per_page)]}
+    params: dict[str, list[str]] = {
+        "q": [query],
+        "page": [str(page)],
+        "per_page": [str(per_page)],
+        "sort": [sort],
+    }
     for item in filters:
         facet, sep, value = item.partition("=")
         if not sep:
