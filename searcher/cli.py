@@ -137,16 +137,25 @@ def serve(index_dir: Path, host: str, port: int, threads: int) -> None:
     _serve(index_dir, host, port, threads)
 
 
+def _index_problem(index_dir: Path) -> str | None:
+    """Why the index cannot be served (None when it can): opened once, up front."""
+    from searcher.index import IndexDir, Snapshot
+
+    try:
+        Snapshot(IndexDir(index_dir).current_path()).close()
+    except IndexUnavailable as exc:
+        return exc.message
+    return None
+
+
 def _serve(index_dir: Path, host: str, port: int, threads: int) -> None:
     import waitress
 
     from searcher.app import create_app
-    from searcher.index import IndexDir
 
-    try:
-        IndexDir(index_dir).current_path()
-    except IndexUnavailable as exc:
-        _fail(exc.message, EXIT_UNUSABLE)
+    problem = _index_problem(index_dir)
+    if problem:
+        _fail(problem, EXIT_UNUSABLE)
     app = create_app({"INDEX_DIR": str(index_dir)})
     click.echo(f"searcher: serving {index_dir} on http://{host}:{port}/", err=True)
     waitress.serve(app, host=host, port=port, threads=threads, ident="searcher")
@@ -249,9 +258,9 @@ def generate(out: Path, specs: int, tags: int, seed: int) -> None:
 def demo(index_dir: Path, source: Path, specs: int, rebuild: bool, host, port, threads) -> None:
     """Generate a demo listing, index it (unless an index exists) and serve it."""
     from searcher.generate import generate as run_generate
-    from searcher.index import IndexDir
 
-    if rebuild or IndexDir(index_dir).current_name() is None:
+    # Also rebuild an index this version cannot open (one built by an older searcher).
+    if rebuild or _index_problem(index_dir):
         report = run_generate(source, specs=specs, tags=4, seed=0)
         click.echo(f"generated {report.specs} demo specs in {source}", err=True)
         click.echo(_reindex(source, index_dir).summary(), err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 
@@ -74,6 +75,17 @@ def test_search_and_serve_without_an_index_exit_4(tmp_path):
             f"error: no index in {tmp_path / 'none'}: "
             "build one with `searcher reindex --source DIR`\n"
         )
+
+
+def test_serve_refuses_an_index_it_cannot_open(tmp_path, corpus_index):
+    index = tmp_path / "ix"
+    shutil.copytree(corpus_index, index)
+    generation = index / (index / "CURRENT").read_text().strip()
+    meta = json.loads((generation / "meta.json").read_text())
+    (generation / "meta.json").write_text(json.dumps({**meta, "schema_version": 1}))
+    result = cli("serve", "--index", index)
+    assert result.exit_code == 4
+    assert "built by another version of searcher; run searcher reindex" in result.stderr
 
 
 def test_version():
