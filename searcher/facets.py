@@ -26,6 +26,7 @@ import bisect
 import heapq
 import json
 import struct
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -161,6 +162,7 @@ class FacetTable:
             name: _positions(_value_order(name, values[name])) for name in ("version", "tag")
         }
         self._cache: OrderedDict[tuple, FrozenBitMap] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # -- building and storage ------------------------------------------------------------
 
@@ -307,15 +309,18 @@ class FacetTable:
 
     def _cached(self, key: tuple, refs: Callable[[], list[tuple[str, int]]]) -> FrozenBitMap:
         # The documents of frequent words are unions of many values; keep recent ones.
-        found = self._cache.get(key)
-        if found is None:
-            maps = [self.bitmaps[facet][i] for facet, i in refs()]
-            found = FrozenBitMap(BitMap.union(*maps)) if maps else FrozenBitMap()
+        # Server threads share this cache: every use of it holds the lock.
+        with self._cache_lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                return found
+        maps = [self.bitmaps[facet][i] for facet, i in refs()]
+        found = FrozenBitMap(BitMap.union(*maps)) if maps else FrozenBitMap()
+        with self._cache_lock:
             self._cache[key] = found
             if len(self._cache) > _TERM_CACHE:
                 self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
         return found
 
     # -- counting and paging ----------------------------------------------------------------

@@ -96,7 +96,6 @@ class SearchResult:
     hits: list[Spec]
     facets: dict[str, list[FacetCount]]
     took_ms: float
-    ranked: bool = False
     suggestions: list[dict] = field(default_factory=list)
     highlight: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -140,20 +139,18 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
 
     start = (request.page - 1) * request.per_page
     stop = start + request.per_page
-    groups = [hits]
     if request.sort in ("version", "tag"):
         page = table.page_sorted(hits, request.sort, start, stop)
+    elif request.sort == "relevance" and parsed.words:
+        page = _page(_relevance_groups(table, parsed.words, hits), start, stop)
     else:
-        if request.sort == "relevance" and parsed.words:
-            groups = _relevance_groups(table, parsed.words, hits)
-        page = _page(groups, start, stop)
+        page = _page([hits], start, stop)
     return SearchResult(
         request=request,
         total=len(hits),
         hits=snapshot.specs(page),
         facets=facets,
         took_ms=(time.perf_counter() - started) * 1000,
-        ranked=len(groups) > 1,
         suggestions=[] if hits else _suggestions(table, parsed),
         highlight=_highlight_terms(parsed),
     )
