@@ -75,8 +75,8 @@ def bench_parse(pages: list[Path], sample: int) -> dict:
     return result
 
 
-def bench_reindex(source: Path, index: Path) -> dict:
-    """`searcher reindex` in a child process: wall time, peak RSS, index size."""
+def run_reindex(source: Path, index: Path) -> tuple[float, str]:
+    """`searcher reindex -q` in a child process: (wall seconds, its summary output)."""
     start = time.perf_counter()
     run = subprocess.run(
         [
@@ -95,8 +95,13 @@ def bench_reindex(source: Path, index: Path) -> dict:
         check=True,
         cwd=ROOT,
     )
-    seconds = time.perf_counter() - start
-    summary = run.stdout.strip().splitlines()[-1]
+    return time.perf_counter() - start, run.stdout
+
+
+def bench_reindex(source: Path, index: Path) -> dict:
+    """A full build: wall time, peak RSS of the child, index size."""
+    seconds, output = run_reindex(source, index)
+    summary = output.strip().splitlines()[0]
     specs = int(summary.split(" specs indexed")[0].split(", ")[-1])
     generation = index / (index / "CURRENT").read_text().strip()
     return {
@@ -348,24 +353,7 @@ def bench_sqlite(db, mix, repeat: int) -> tuple[dict, dict]:
 
 
 def reindex_seconds(source: Path, index: Path) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "searcher",
-            "reindex",
-            "-q",
-            "--source",
-            str(source),
-            "--index",
-            str(index),
-        ],
-        check=True,
-        capture_output=True,
-        cwd=ROOT,
-    )
-    return time.perf_counter() - start
+    return run_reindex(source, index)[0]
 
 
 def bench_incremental(source: Path, index: Path, new_specs: int) -> None:
