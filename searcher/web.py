@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, redirect, render_template, url_for
@@ -96,18 +95,27 @@ class PageLinks:
         self.expand = expand
         self.result = result
 
-    def _url(self, filters: dict[str, tuple[str, ...]], page: int = 1, expand=None) -> str:
+    def _url(
+        self,
+        filters: dict[str, tuple[str, ...]],
+        page: int = 1,
+        expand=None,
+        q: str | None = None,
+        sort: str | None = None,
+    ) -> str:
+        q = self.request.q if q is None else q
+        sort = sort or self.request.sort
         pairs: list[tuple[str, str]] = []
-        if self.request.q:
-            pairs.append(("q", self.request.q))
+        if q:
+            pairs.append(("q", q))
         for facet in FACET_NAMES:
             pairs.extend((facet, value) for value in filters.get(facet, ()))
         if page > 1:
             pairs.append(("page", str(page)))
         if self.request.per_page != DEFAULT_PER_PAGE:
             pairs.append(("per_page", str(self.request.per_page)))
-        if self.request.sort != "relevance":
-            pairs.append(("sort", self.request.sort))
+        if sort != "relevance":
+            pairs.append(("sort", sort))
         pairs.extend(("expand", f) for f in (self.expand if expand is None else expand))
         return url_for("web.search_page") + ("?" + urlencode(pairs) if pairs else "")
 
@@ -122,11 +130,11 @@ class PageLinks:
 
     def with_query(self, q: str) -> str:
         """The same filters with other query text (did-you-mean)."""
-        return _LinkWithQuery(self, q)._url(dict(self.request.filters))
+        return self._url(dict(self.request.filters), q=q)
 
     def sorted_by(self, sort: str) -> str:
         """The same search in another order."""
-        return _LinkWithQuery(self, self.request.q, sort)._url(dict(self.request.filters))
+        return self._url(dict(self.request.filters), sort=sort)
 
     def clear(self) -> str:
         """Drop every facet selection, keep the query text."""
@@ -154,12 +162,3 @@ class PageLinks:
                 numbers.append(None)
             numbers.append(n)
         return numbers
-
-
-class _LinkWithQuery(PageLinks):
-    """PageLinks over the same request with other query text or order."""
-
-    def __init__(self, links: PageLinks, q: str, sort: str | None = None):
-        self.request = replace(links.request, q=q, sort=sort or links.request.sort)
-        self.expand = links.expand
-        self.result = links.result
