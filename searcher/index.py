@@ -184,7 +184,9 @@ class ShardWriter:
 
     def __init__(self, directory: Path, *, limitmb: int = 128):
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        # Not parents=True: a worker finishing after its reindex was stopped (and its
+        # .build-* directory removed) must fail here, not bring the directory back.
+        directory.mkdir()
         self._ix = whoosh_index.create_in(str(directory), make_schema())
         self._writer = self._ix.writer(limitmb=limitmb)
         self.postings = ShardPostings()

@@ -164,6 +164,7 @@ def reindex(
             return report
 
         build_dir = index_dir.new_build_dir()
+        (build_dir / SHARDS_DIR).mkdir()
         try:
             current = index_dir.current_path() if kept else None
             for result in kept.values():
@@ -188,7 +189,9 @@ def reindex(
             )
         except BaseException:
             # Whatever stopped us (an error, Ctrl-C), CURRENT still names the old
-            # generation; drop the half-built one now rather than at the next run.
+            # generation; stop every worker, then drop the half-built one now rather than
+            # at the next run.
+            _stop_workers()
             index_dir.clean()
             raise
         report.generation = index_dir.publish(build_dir)
@@ -268,6 +271,15 @@ def _build_shards(plans, build_dir: Path, jobs: int, progress, record) -> dict[s
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return results
+
+
+def _stop_workers() -> None:
+    """Terminate and reap every worker process still alive (after an interruption)."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=10)
 
 
 def _exit_with_parent(parent: int) -> None:
