@@ -152,13 +152,13 @@ def reindex(
             if previous and p.tag in previous and previous[p.tag].fingerprint == p.fingerprint
         }
         to_build = [p for p in plans if p.tag not in kept]
-        report.tags = len(plans)
 
         if previous is not None and not to_build and set(previous) == {p.tag for p in plans}:
             for result in kept.values():
                 record(result, kept=True)
             report.up_to_date = True
             report.total_specs = report.kept_specs
+            report.tags = sum(1 for result in kept.values() if result.docs)
             report.generation = index_dir.current_name() or ""
             report.seconds = time.perf_counter() - started
             return report
@@ -174,6 +174,7 @@ def reindex(
             results = {**kept, **built}
             shards = [vars(results[p.tag]) for p in plans]
             report.total_specs = sum(s["docs"] for s in shards)
+            report.tags = sum(1 for s in shards if s["docs"])
             if not report.total_specs:
                 raise SourceTreeError(
                     f"no spec in {source} could be indexed; the previous index stays in place"

@@ -159,6 +159,8 @@ def test_problems_of_unchanged_tags_are_still_reported(tmp_path, corpus):
     again = cli("reindex", "--source", corpus, "--index", index, "--strict")
     assert again.stderr.count("old untagged format") == 3
     assert again.exit_code == 1
+    # _legacy holds no specs, so it is not counted among the tags.
+    assert "specs in 3 tags)" in again.stdout
 
 
 def test_one_worker_and_many_give_the_same_index(tmp_path, generated_source):
