@@ -88,31 +88,17 @@ class ShardPostings:
 
     def save(self, directory: Path) -> None:
         """Write postings.bin beside the shard's Whoosh files."""
-        header: dict = {"doc_count": self.doc_count, "facets": {}}
-        blobs = []
-        for facet in FACETS:
-            by_value = self.postings[facet.name]
-            names = sorted(by_value)
-            serialized = [by_value[v].serialize() for v in names]
-            header["facets"][facet.name] = {"values": names, "sizes": [len(b) for b in serialized]}
-            blobs.extend(serialized)
-        _write_blobs(directory / SHARD_POSTINGS_FILE, header, blobs)
+        values = {facet.name: sorted(self.postings[facet.name]) for facet in FACETS}
+        bitmaps = {name: [self.postings[name][v] for v in vals] for name, vals in values.items()}
+        _write_facet_file(
+            directory / SHARD_POSTINGS_FILE, {"doc_count": self.doc_count}, values, bitmaps
+        )
 
     @classmethod
     def load(cls, directory: Path) -> ShardPostings:
         """Read what save() wrote."""
-        header, take = _read_blobs(directory / SHARD_POSTINGS_FILE)
-        postings = {
-            facet.name: {
-                v: take(size, BitMap)
-                for v, size in zip(
-                    header["facets"][facet.name]["values"],
-                    header["facets"][facet.name]["sizes"],
-                    strict=True,
-                )
-            }
-            for facet in FACETS
-        }
+        header, values, bitmaps = _read_facet_file(directory / SHARD_POSTINGS_FILE, BitMap)
+        postings = {name: dict(zip(values[name], bitmaps[name], strict=True)) for name in values}
         return cls(header["doc_count"], postings)
 
 
@@ -194,29 +180,16 @@ class FacetTable:
 
     def save(self, directory: Path) -> None:
         """Write facets.bin (JSON header, serialized bitmaps) and order.npy."""
-        header: dict = {"format": FORMAT, "doc_count": self.doc_count, "facets": {}}
-        blobs = []
-        for facet in FACETS:
-            serialized = [b.serialize() for b in self.bitmaps[facet.name]]
-            header["facets"][facet.name] = {
-                "values": self.values[facet.name],
-                "sizes": [len(s) for s in serialized],
-            }
-            blobs.extend(serialized)
-        _write_blobs(directory / FACETS_FILE, header, blobs)
+        header = {"format": FORMAT, "doc_count": self.doc_count}
+        _write_facet_file(directory / FACETS_FILE, header, self.values, self.bitmaps)
         np.save(directory / ORDER_FILE, self.order, allow_pickle=False)
 
     @classmethod
     def load(cls, directory: Path) -> FacetTable:
         """Read what save() wrote."""
-        header, take = _read_blobs(directory / FACETS_FILE)
+        header, values, bitmaps = _read_facet_file(directory / FACETS_FILE, FrozenBitMap)
         if header.get("format") != FORMAT:
             raise ValueError(f"{directory / FACETS_FILE}: unknown format {header.get('format')}")
-        values, bitmaps = {}, {}
-        for facet in FACETS:
-            entry = header["facets"][facet.name]
-            values[facet.name] = entry["values"]
-            bitmaps[facet.name] = [take(size, FrozenBitMap) for size in entry["sizes"]]
         order = np.load(directory / ORDER_FILE, allow_pickle=False)
         return cls(values, bitmaps, order)
 
@@ -366,15 +339,6 @@ class FacetTable:
         found.sort(key=lambda vc: (-vc[1], vc[0]))
         return found[:size]
 
-    def counts(self, facet: str, docs: BitMap | FrozenBitMap) -> dict[str, int]:
-        """Every value's count in docs (zeros left out): the slow, exhaustive way."""
-        result = {}
-        for value, bitmap in zip(self.values[facet], self.bitmaps[facet], strict=True):
-            n = docs.intersection_cardinality(bitmap)
-            if n:
-                result[value] = n
-        return result
-
 
 class _TermIndex:
     """Free-text term -> the facet values it appears in, and package-name terms."""
@@ -476,7 +440,19 @@ def _distance(a: str, b: str, limit: int) -> int:
     return previous[-1]
 
 
-def _write_blobs(path: Path, header: dict, blobs: list[bytes]) -> None:
+def _write_facet_file(
+    path: Path, header: dict, values: dict[str, list[str]], bitmaps: dict[str, list]
+) -> None:
+    """A JSON header (with every facet's values and their bitmaps' sizes), then the bitmaps."""
+    header = {**header, "facets": {}}
+    blobs: list[bytes] = []
+    for facet in FACETS:
+        serialized = [b.serialize() for b in bitmaps[facet.name]]
+        header["facets"][facet.name] = {
+            "values": values[facet.name],
+            "sizes": [len(blob) for blob in serialized],
+        }
+        blobs.extend(serialized)
     head = json.dumps(header).encode()
     with open(path, "wb") as out:
         out.write(_HEADER.pack(len(head)))
@@ -485,17 +461,19 @@ def _write_blobs(path: Path, header: dict, blobs: list[bytes]) -> None:
             out.write(blob)
 
 
-def _read_blobs(path: Path):
+def _read_facet_file(path: Path, kind) -> tuple[dict, dict[str, list[str]], dict[str, list]]:
+    """What _write_facet_file wrote: (header, values, bitmaps of the given kind)."""
     data = path.read_bytes()
     (head_len,) = _HEADER.unpack_from(data)
     header = json.loads(data[_HEADER.size : _HEADER.size + head_len])
     view = memoryview(data)
     offset = _HEADER.size + head_len
-
-    def take(size: int, kind):
-        nonlocal offset
-        bitmap = kind.deserialize(bytes(view[offset : offset + size]))
-        offset += size
-        return bitmap
-
-    return header, take
+    values, bitmaps = {}, {}
+    for facet in FACETS:
+        entry = header["facets"][facet.name]
+        values[facet.name] = entry["values"]
+        bitmaps[facet.name] = []
+        for size in entry["sizes"]:
+            bitmaps[facet.name].append(kind.deserialize(bytes(view[offset : offset + size])))
+            offset += size
+    return header, values, bitmaps
