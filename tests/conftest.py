@@ -18,7 +18,8 @@ from searcher.cli import main
 from tests import reference
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = Path(os.environ.get("SEARCHER_CORPUS", ROOT.parent / "shared" / "corpus"))
+# Real listing pages committed with the tests (tests/data/corpus/README.md says whence).
+CORPUS = Path(os.environ.get("SEARCHER_CORPUS", ROOT / "tests" / "data" / "corpus"))
 
 
 def cli(*args: str, env: dict | None = None):
@@ -39,7 +40,7 @@ def searcher_process(*args: str, **kwargs) -> subprocess.Popen:
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    """The real listing pages in ../shared/corpus (or $SEARCHER_CORPUS)."""
+    """The real listing pages in tests/data/corpus (or $SEARCHER_CORPUS)."""
     if not (CORPUS / "develop").is_dir():
         pytest.fail(f"the real corpus is missing at {CORPUS}; set SEARCHER_CORPUS to its path")
     return CORPUS
