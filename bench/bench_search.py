@@ -34,7 +34,7 @@ from searcher.app import create_app  # noqa: E402
 from searcher.documents import word_terms  # noqa: E402
 from searcher.generate import generate  # noqa: E402
 from searcher.schema import FACETS  # noqa: E402
-from searcher.sources import find_pages, iter_pages  # noqa: E402
+from searcher.sources import PageFile, find_pages, iter_pages  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -60,9 +60,9 @@ def dir_size(path: Path) -> int:
 # -- build ------------------------------------------------------------------------------
 
 
-def bench_parse(pages: list[Path], sample: int) -> dict:
+def bench_parse(pages: list[PageFile], sample: int) -> dict:
     """Front-matter parsing with libyaml's loader vs the pure-Python one."""
-    texts = [p.read_text() for p in pages[:sample]]
+    texts = [Path(p.path).read_text() for p in pages[:sample]]
     fronts = [t.split("\n---", 1)[0].lstrip("-\n") for t in texts]
     result = {}
     loaders = [("CSafeLoader", getattr(yaml, "CSafeLoader", None)), ("SafeLoader", yaml.SafeLoader)]

@@ -41,6 +41,10 @@ class IndexUnavailable(SearcherError):
     status = 503
 
 
+class IndexWriteError(IndexUnavailable):
+    """The index directory cannot be written (permissions, disk full, a file in the way)."""
+
+
 class ReindexRunning(SearcherError):
     """Another reindex holds the index lock."""
 

@@ -6,23 +6,21 @@ paths, sizes and modification times of its pages) with the served generation's a
 rebuilds the tags that changed; the others are hard-linked into the new generation. The
 facet table is then merged from all shards in tag order, so an incremental reindex gives
 exactly the index a full rebuild would. Shards to build are spread over worker processes
-(started with "spawn": no fork of a threaded process).
+(searcher/workers.py: fresh interpreters, no fork of a threaded process).
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import re
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 
+from searcher.errors import IndexUnavailable, IndexWriteError
 from searcher.index import (
     SHARDS_DIR,
     IndexDir,
@@ -32,7 +30,18 @@ from searcher.index import (
     write_generation,
 )
 from searcher.schema import SCHEMA_VERSION
-from searcher.sources import SourceError, SourceTreeError, find_pages, iter_pages
+from searcher.sources import (
+    PageFile,
+    SourceError,
+    SourceTreeError,
+    find_pages,
+    iter_pages,
+    printable,
+)
+from searcher.workers import WorkerError, WorkerPool
+
+# Problems kept (in meta.json, and printed) per tag; the rest are counted.
+MAX_PROBLEMS_PER_TAG = 1000
 
 # Called with (files done, files total); the CLI turns it into a bar or log lines.
 Progress = Callable[[int, int], None]
@@ -99,7 +108,7 @@ class ReindexReport:
 @dataclass
 class _TagPlan:
     tag: str
-    pages: list[Path]
+    pages: list[PageFile]
     fingerprint: str
 
     @property
@@ -120,11 +129,39 @@ def reindex(
     """Bring the index up to date with source and switch to the result atomically.
 
     Raises ReindexRunning if another reindex holds the lock, SourceTreeError if the source
-    has no pages or no spec could be indexed. Problems with files or specs are reported
-    (warn) and skipped.
+    has no pages or no spec could be indexed, IndexWriteError if the index directory cannot
+    be written. Problems with files or specs are reported (warn) and skipped. Whatever
+    stops it, the previous index stays served.
     """
-    started = time.perf_counter()
     index_dir = IndexDir(index_root)
+    try:
+        return _reindex(index_dir, source, full, jobs, progress, warn)
+    except OSError as exc:
+        message = f"cannot write the index in {index_dir.root}: {_os_error(exc)}"
+        raise IndexWriteError(message) from exc
+    except WorkerError as exc:
+        tag = printable(exc.task.get("tag", "?"))
+        if exc.os_error:
+            raise IndexWriteError(
+                f"cannot write the index in {index_dir.root} (tag {tag}): {exc.message}"
+            ) from exc
+        raise IndexWriteError(f"building tag {tag} failed: {exc.message}") from exc
+
+
+def _os_error(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _reindex(
+    index_dir: IndexDir,
+    source: Path,
+    full: bool,
+    jobs: int | None,
+    progress: Progress | None,
+    warn: Warn | None,
+) -> ReindexReport:
+    started = time.perf_counter()
     report = ReindexReport()
     jobs = max(1, jobs or min(os.cpu_count() or 1, 4))
 
@@ -164,8 +201,8 @@ def reindex(
             return report
 
         build_dir = index_dir.new_build_dir()
-        (build_dir / SHARDS_DIR).mkdir()
         try:
+            (build_dir / SHARDS_DIR).mkdir()
             current = index_dir.current_path() if kept else None
             for result in kept.values():
                 link_shard(current / SHARDS_DIR / result.dir, build_dir / SHARDS_DIR / result.dir)
@@ -177,7 +214,8 @@ def reindex(
             report.tags = sum(1 for s in shards if s["docs"])
             if not report.total_specs:
                 raise SourceTreeError(
-                    f"no spec in {source} could be indexed; the previous index stays in place"
+                    f"no spec in {printable(str(source))} could be indexed; "
+                    "the previous index stays in place"
                 )
             write_generation(
                 build_dir,
@@ -188,14 +226,13 @@ def reindex(
                     "tags": sorted(s["tag"] for s in shards if s["docs"]),
                 },
             )
+            report.generation = index_dir.publish(build_dir)
         except BaseException:
-            # Whatever stopped us (an error, Ctrl-C), CURRENT still names the old
-            # generation; stop every worker, then drop the half-built one now rather than
-            # at the next run.
-            _stop_workers()
+            # Whatever stopped us (an error, Ctrl-C), CURRENT still names the previous
+            # generation (publish switches last); drop the half-built one now rather than
+            # at the next run. The workers are already stopped (_build_shards).
             index_dir.clean()
             raise
-        report.generation = index_dir.publish(build_dir)
         index_dir.clean()
     report.seconds = time.perf_counter() - started
     return report
@@ -204,19 +241,24 @@ def reindex(
 def _plan(source: Path) -> list[_TagPlan]:
     """Pages grouped by tag folder, with each tag's fingerprint, in tag order."""
     plans = []
-    for tag, pages in groupby(find_pages(source), key=lambda p: p.parent.parent.name):
+    for tag, pages in groupby(find_pages(source), key=lambda p: p.tag):
         pages = list(pages)
         digest = hashlib.sha256()
         for page in pages:
-            stat = page.stat()
-            digest.update(f"{page.parent.name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+            # What was seen when listing the tree (rsync's quick check); a page that
+            # changes or goes away after this is read, or reported, as it is then.
+            line = f"{page.path}\t{page.size}\t{page.mtime_ns}\t{page.problem or ''}\n"
+            digest.update(line.encode(errors="surrogateescape"))
         plans.append(_TagPlan(tag, pages, digest.hexdigest()))
     return plans
 
 
 def _previous_shards(index_dir: IndexDir) -> dict[str, ShardResult] | None:
     """The served generation's shards by tag, if it can be built upon."""
-    name = index_dir.current_name()
+    try:
+        name = index_dir.current_name()
+    except IndexUnavailable:  # a damaged CURRENT: build everything anew
+        return None
     if name is None or not (index_dir.root / name).is_dir():
         return None
     try:
@@ -233,94 +275,62 @@ def _build_shards(plans, build_dir: Path, jobs: int, progress, record) -> dict[s
     done = 0
     results: dict[str, ShardResult] = {}
 
-    def finished(result: ShardResult) -> None:
+    def finished(result: dict) -> None:
         nonlocal done
-        results[result.tag] = result
-        record(result, kept=False)
-        done += result.files
+        shard = ShardResult(**result)
+        results[shard.tag] = shard
+        record(shard, kept=False)
+        done += shard.files
         if progress:
             progress(done, total)
 
     tasks = [
-        (
-            p.tag,
-            [str(x) for x in p.pages],
-            str(build_dir / SHARDS_DIR / p.dir),
-            p.dir,
-            p.fingerprint,
-        )
+        {
+            "tag": p.tag,
+            "pages": [vars(page) for page in p.pages],
+            "directory": str(build_dir / SHARDS_DIR / p.dir),
+            "dirname": p.dir,
+            "fingerprint": p.fingerprint,
+        }
         for p in sorted(plans, key=lambda p: -len(p.pages))
     ]
-    if not tasks:  # only removals: nothing to build
-        return results
-    if jobs == 1 or len(tasks) == 1:
+    if jobs == 1 or len(tasks) <= 1:
         for task in tasks:
-            finished(build_shard(*task))
+            finished(build_shard(**task))
         return results
-    pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(tasks)),
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_exit_with_parent,
-        initargs=(os.getpid(),),
-    )
-    try:
-        pending = {pool.submit(build_shard, *task) for task in tasks}
-        while pending:
-            complete, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in complete:
-                finished(future.result())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    with WorkerPool(min(jobs, len(tasks))) as pool:
+        for _, result in pool.run(tasks):
+            finished(result)
     return results
 
 
-def _stop_workers() -> None:
-    """Terminate and reap every worker process still alive (after an interruption)."""
-    children = multiprocessing.active_children()
-    for child in children:
-        child.terminate()
-    for child in children:
-        child.join(timeout=10)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """In a worker: exit as soon as the reindex that started us is gone.
-
-    A killed reindex cannot stop its workers, and they would wait forever on the task
-    queue (holding its output pipes open); its .build-* directory is removed by the next
-    reindex.
-    """
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.2)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
 def build_shard(
-    tag: str, pages: list[str], directory: str, dirname: str, fingerprint: str
-) -> ShardResult:
-    """Index one tag's pages into a new shard directory (runs in a worker process)."""
+    tag: str, pages: list[dict], directory: str, dirname: str, fingerprint: str
+) -> dict:
+    """Index one tag's pages into a new shard directory; returns its ShardResult's fields.
+
+    Runs in a worker process (searcher/workers.py), or in the reindex itself for one tag.
+    """
     result = ShardResult(tag=tag, dir=dirname, fingerprint=fingerprint)
+    problems = _Problems(result, tag)
     writer = ShardWriter(Path(directory))
     try:
         seen: dict[str, str] = {}
-        for page in iter_pages([Path(p) for p in pages]):
+        for page in iter_pages(PageFile(**p) for p in pages):
             result.files += 1
             if isinstance(page, SourceError):
                 result.files_skipped += 1
-                result.problems.append(str(page))
+                problems.add(str(page))
                 continue
+            result.specs_skipped += page.skipped
             for line in page.problems:
-                result.specs_skipped += 1
-                result.problems.append(f"{page.path}: {line}")
+                problems.add(f"{printable(page.path)}: {line}")
             for spec in page.specs:
                 if spec.id in seen:
                     result.specs_skipped += 1
-                    result.problems.append(
-                        f"{page.path}: {spec.id} is also listed in {seen[spec.id]}, kept the first"
+                    problems.add(
+                        f"{printable(page.path)}: {spec.id} is also listed in "
+                        f"{printable(seen[spec.id])}, kept the first"
                     )
                     continue
                 seen[spec.id] = page.path
@@ -329,5 +339,25 @@ def build_shard(
     except BaseException:
         writer.cancel()
         raise
+    problems.close()
     result.docs = writer.count
-    return result
+    return vars(result)
+
+
+class _Problems:
+    """A shard's problem lines, the first MAX_PROBLEMS_PER_TAG kept, the rest counted."""
+
+    def __init__(self, result: ShardResult, tag: str):
+        self.result, self.tag, self.omitted = result, tag, 0
+
+    def add(self, line: str) -> None:
+        if len(self.result.problems) < MAX_PROBLEMS_PER_TAG:
+            self.result.problems.append(line)
+        else:
+            self.omitted += 1
+
+    def close(self) -> None:
+        if self.omitted:
+            self.result.problems.append(
+                f"... and {self.omitted} more problems in tag {printable(self.tag)}"
+            )

@@ -13,51 +13,7 @@ import pytest
 
 from tests import reference
 from tests.conftest import cli, searcher_process
-
-SUMMARY = re.compile(
-    r"^(\d+) files read, (\d+) specs indexed, (\d+) files skipped, (\d+) specs skipped, "
-    r"[\d.]+ s, [\d,]+ specs/s$",
-    re.M,
-)
-
-
-def summary(output: str) -> tuple[int, int, int, int]:
-    match = SUMMARY.search(output)
-    assert match, output
-    return tuple(int(g) for g in match.groups())
-
-
-def page(tag: str, package: str, specs: list[dict]) -> str:
-    return (
-        f'---\ntitle: "{package}"\nlayout: cache\ncategories: [package, {tag}]\n'
-        f"meta: {{}}\nspec_details: {json.dumps(specs)}\n---\n"
-    )
-
-
-def spec(hash_: str, **overrides) -> dict:
-    return {
-        "hash": hash_,
-        "compiler": "none",
-        "versions": ["1.0"],
-        "os": "ubuntu24.04",
-        "platform": "linux",
-        "target": "x86_64_v3",
-        "variants": ["+mpi"],
-        "stacks": ["root"],
-        "size": "-",
-        **overrides,
-    }
-
-
-def write(root: Path, rel: str, content: str | bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
-    return path
-
+from tests.pages import page, spec, summary, write
 
 # -- the real corpus ------------------------------------------------------------------
 
@@ -77,12 +33,12 @@ def test_every_real_page_is_indexed_and_legacy_pages_are_reported(tmp_path, corp
 
 
 def test_every_real_spec_is_found_by_its_hash(client, corpus_specs):
-    for spec in corpus_specs:
-        body = client.get(f"/api/search?q={spec['hash'][:7]}&per_page=100").get_json()
+    for entry in corpus_specs:
+        body = client.get(f"/api/search?q={entry['hash'][:7]}&per_page=100").get_json()
         ids = [h["id"] for h in body["hits"]]
-        assert f"{spec['tag']}/{spec['hash']}" in ids, spec["hash"]
-        full = client.get(f"/api/search?q=hash:{spec['hash']}&per_page=100").get_json()
-        assert reference.hit(spec) in full["hits"]
+        assert f"{entry['tag']}/{entry['hash']}" in ids, entry["hash"]
+        full = client.get(f"/api/search?q=hash:{entry['hash']}&per_page=100").get_json()
+        assert reference.hit(entry) in full["hits"]
 
 
 def test_strict_fails_on_the_legacy_pages(tmp_path, corpus):
@@ -242,6 +198,19 @@ def big_source(tmp_path_factory) -> Path:
     return source
 
 
+def workers_of(pid: int) -> list[int]:
+    """Live worker processes started by the reindex with this pid (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"searcher.workers" in cmdline and str(pid).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
 def test_killed_reindex_leaves_the_old_index_serving_and_is_cleaned_up(
     tmp_path, corpus, big_source, live_server_for
 ):
@@ -250,11 +219,19 @@ def test_killed_reindex_leaves_the_old_index_serving_and_is_cleaned_up(
     server = live_server_for(index)
     _, before = server.get("/api/search?q=keras")
 
-    process = searcher_process("reindex", "--source", big_source, "--index", index)
+    process = searcher_process("reindex", "--source", big_source, "--index", index, "-j", "2")
     wait_for_build(index, process)
-    time.sleep(0.5)  # well into writing documents
+    deadline = time.monotonic() + 30
+    while len(workers_of(process.pid)) < 2:  # kill it while its workers are building
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
-    process.communicate()
+    _, stderr = process.communicate()
+    # Its workers notice and go, and nothing complains about leaked resources.
+    while workers_of(process.pid):
+        assert time.monotonic() < deadline, "workers outlived their killed reindex"
+        time.sleep(0.05)
+    assert "leaked" not in stderr and "Traceback" not in stderr, stderr
 
     status, after = server.get("/api/search?q=keras")
     assert status == 200
@@ -283,17 +260,28 @@ def test_a_second_reindex_is_refused_while_one_runs(tmp_path, big_source):
         first.communicate()
 
 
-def test_interrupted_reindex_cleans_up_and_keeps_the_old_index(tmp_path, corpus, big_source):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_interrupted_reindex_cleans_up_and_keeps_the_old_index(tmp_path, corpus, big_source, jobs):
+    """Ctrl-C while building: exit 130, one line, the old index served, nothing left over.
+
+    The reindex is stopped (SIGSTOP) as soon as it starts building, so the interrupt
+    surely lands mid-build however fast the machine is; it is handled when it resumes.
+    """
     index = tmp_path / "ix"
     assert cli("reindex", "--source", corpus, "--index", index).exit_code == 0
     before = (index / "CURRENT").read_text()
-    process = searcher_process("reindex", "--source", big_source, "--index", index)
+    process = searcher_process("reindex", "--source", big_source, "--index", index, "-j", jobs)
     wait_for_build(index, process)
+    process.send_signal(signal.SIGSTOP)
     process.send_signal(signal.SIGINT)
-    process.communicate(timeout=60)
-    assert process.returncode != 0
+    process.send_signal(signal.SIGCONT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.splitlines()[-1] == "error: interrupted; the previous index stays in place"
+    assert "Traceback" not in stderr
     assert (index / "CURRENT").read_text() == before
     assert not list(index.glob(".build-*"))
+    assert workers_of(process.pid) == []
 
 
 def test_a_running_server_switches_to_a_new_index_without_restarting(
