@@ -26,6 +26,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -55,6 +56,9 @@ BUILD_PREFIX = ".build-"
 # -- layout, lock, switch-over ----------------------------------------------------------
 
 
+_GENERATION = re.compile(r"gen-[0-9T]{15,40}")
+
+
 class IndexDir:
     """An index directory holding generations; see the module docstring."""
 
@@ -62,12 +66,29 @@ class IndexDir:
         self.root = Path(root)
 
     def current_name(self) -> str | None:
-        """The generation CURRENT points at, or None when nothing was published yet."""
+        """The generation CURRENT points at, or None when nothing was published yet.
+
+        IndexUnavailable when CURRENT is damaged (not a generation's name); the next
+        reindex repairs it.
+        """
         try:
-            name = (self.root / CURRENT).read_text().strip()
+            with open(self.root / CURRENT, "rb") as file:
+                raw = file.read(128)
         except FileNotFoundError:
             return None
-        return name or None
+        except OSError as exc:
+            raise self._damaged(exc.strerror or str(exc)) from None
+        name = raw.strip().decode("ascii", errors="replace")
+        if not name:
+            return None
+        if not _GENERATION.fullmatch(name):
+            raise self._damaged(f"it does not name a generation: {name[:40]!r}")
+        return name
+
+    def _damaged(self, why: str) -> IndexUnavailable:
+        return IndexUnavailable(
+            f"{self.root / CURRENT} is damaged ({why}); run `searcher reindex` to repair it"
+        )
 
     def current_path(self) -> Path:
         """The served generation's directory; IndexUnavailable if there is none."""
@@ -82,20 +103,22 @@ class IndexDir:
     def lock(self) -> Iterator[None]:
         """Hold the single-writer lock; ReindexRunning if another process has it."""
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
                 raise ReindexRunning(
-                    f"another reindex is running on {self.root} ({holder}); "
+                    f"another reindex is running on {self.root} ({_holder(fd)}); "
                     "wait for it to finish, then run this one again"
                 ) from None
             # The kernel drops an flock when its process dies, so a killed reindex never
-            # leaves a stale lock behind; the text is only for the message above.
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}".encode(), 0)
+            # leaves a stale lock behind; the text is only for the message above. Written
+            # before the truncation, so that a reader never sees it empty after the first
+            # holder.
+            text = f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}".encode()
+            os.pwrite(fd, text, 0)
+            os.ftruncate(fd, len(text))
             yield
         finally:
             os.close(fd)
@@ -116,17 +139,33 @@ class IndexDir:
             out.write(name + "\n")
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, self.root / CURRENT)
+        current = self.root / CURRENT
+        if current.is_dir() and not current.is_symlink():
+            # Something made a directory of CURRENT (a damaged index): it holds no data of
+            # ours, and the rename below cannot replace it.
+            shutil.rmtree(current)
+        os.replace(tmp, current)
         _fsync_dir(self.root)
         return name
 
-    def clean(self, keep_previous: bool = True) -> list[str]:
-        """Remove leftover builds and old generations (call with the lock held)."""
-        current = self.current_name()
+    def clean(self) -> list[str]:
+        """Remove leftover builds and old generations (call with the lock held).
+
+        Kept: the served generation and the one before it (a server may still be
+        finishing a request on it). While CURRENT is damaged no generation is removed:
+        which one was served cannot be known, and nothing is lost by waiting for the
+        reindex that repairs it.
+        """
+        try:
+            current = self.current_name()
+        except IndexUnavailable:
+            current = None
+            keep_all = True
+        else:
+            keep_all = False
         gens = sorted(p.name for p in self.root.glob(f"{GEN_PREFIX}*") if p.is_dir())
-        keep = {current}
-        if keep_previous and current in gens:
-            # A server may still be finishing a request on the previous generation.
+        keep = set(gens) if keep_all else {current}
+        if current in gens:
             older = [g for g in gens if g < current]
             keep.update(older[-1:])
         removed = []
@@ -138,6 +177,16 @@ class IndexDir:
                 _remove(self.root / name)
                 removed.append(name)
         return removed
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, from the text it wrote (it writes it right after locking)."""
+    deadline = time.monotonic() + 2
+    while True:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        if text or time.monotonic() > deadline:
+            return text or "holder unknown"
+        time.sleep(0.01)
 
 
 def _stamp() -> str:
@@ -298,7 +347,9 @@ class Snapshot:
             for shard in self.meta["shards"]:
                 self._shards.append(_Shard(directory / SHARDS_DIR / shard["dir"], offset))
                 offset += shard["docs"]
-        except (OSError, ValueError, KeyError, whoosh_index.IndexError) as exc:
+        except Exception as exc:
+            # A damaged or foreign generation, whatever the damage: its files come from
+            # disk like any input.
             self.close()
             raise IndexUnavailable(f"cannot open index generation {directory}: {exc}") from exc
         self._offsets = [s.offset for s in self._shards]
@@ -363,13 +414,22 @@ class Snapshot:
 
 
 class IndexHandle:
-    """What the server holds: the current Snapshot, reopened when CURRENT changes."""
+    """What the server holds: the current Snapshot, reopened when CURRENT changes.
+
+    Opening a generation takes a while at a million specs (~0.1-0.2 s); it is done outside
+    the lock, by the one request that first sees the change, while every other request
+    keeps answering from the generation already open. Only the very first open (when there
+    is nothing to answer from yet) makes requests wait.
+    """
 
     def __init__(self, root: Path | str):
         self.dir = IndexDir(root)
         self._snapshot: Snapshot | None = None
         self._unopenable: str | None = None  # a generation that failed to open, not retried
-        self._lock = threading.Lock()
+        self._opening = False  # a request is opening a newer generation
+        self._warned: str | None = None
+        self._lock = threading.Lock()  # guards the fields above and users counts
+        self._first_open = threading.Lock()
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
@@ -378,30 +438,72 @@ class IndexHandle:
         try:
             yield snap
         finally:
-            with self._lock:
-                snap.users -= 1
-                if snap is not self._snapshot and snap.users == 0:
-                    snap.close()
+            self._release(snap)
+
+    def _release(self, snap: Snapshot) -> None:
+        with self._lock:
+            snap.users -= 1
+            if snap is not self._snapshot and snap.users == 0:
+                snap.close()
 
     def _acquire(self) -> Snapshot:
-        name = self.dir.current_name()
+        wanted = self._wanted()
         with self._lock:
             snap = self._snapshot
-            if snap is None or (snap.name != name and name != self._unopenable):
-                try:
-                    fresh = Snapshot(self.dir.current_path())
-                except IndexUnavailable as exc:
-                    if snap is None:
-                        raise
-                    # Keep answering from the generation we have rather than fail requests.
-                    self._unopenable = name
-                    log.warning("%s; still serving %s", exc.message, snap.name)
-                else:
-                    if snap is not None and snap.users == 0:
-                        snap.close()
-                    self._snapshot = snap = fresh
-            snap.users += 1
-            return snap
+            if snap is not None:
+                if wanted in (None, snap.name, self._unopenable) or self._opening:
+                    snap.users += 1
+                    return snap
+                self._opening = True
+        if snap is None:
+            return self._open_first()
+        try:
+            fresh = Snapshot(self.dir.root / wanted)
+        except IndexUnavailable as exc:
+            # Keep answering from the generation we have rather than fail requests.
+            self._warn(exc.message, snap.name)
+            with self._lock:
+                self._unopenable = wanted
+                self._opening = False
+                current = self._snapshot
+                current.users += 1
+                return current
+        with self._lock:
+            old, self._snapshot = self._snapshot, fresh
+            self._opening = False
+            if old is not None and old.users == 0:
+                old.close()
+            fresh.users += 1
+            return fresh
+
+    def _wanted(self) -> str | None:
+        """The generation CURRENT names; None when it cannot be read (keep what is open)."""
+        try:
+            return self.dir.current_name()
+        except IndexUnavailable as exc:
+            with self._lock:
+                serving = self._snapshot.name if self._snapshot else None
+            if serving is not None:
+                self._warn(exc.message, serving)
+            return None
+
+    def _warn(self, message: str, serving: str) -> None:
+        # Once per problem, not once per request.
+        if message != self._warned:
+            self._warned = message
+            log.warning("%s; still serving %s", message, serving)
+
+    def _open_first(self) -> Snapshot:
+        with self._first_open:
+            with self._lock:
+                if self._snapshot is not None:  # another request opened it meanwhile
+                    self._snapshot.users += 1
+                    return self._snapshot
+            fresh = Snapshot(self.dir.current_path())
+            with self._lock:
+                self._snapshot = fresh
+                fresh.users += 1
+                return fresh
 
     def close(self) -> None:
         """Close the open generation (at shutdown)."""

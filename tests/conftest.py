@@ -88,6 +88,20 @@ def client(corpus_index):
     app.extensions["searcher.index"].close()
 
 
+@pytest.fixture()
+def client_for():
+    """Test clients of apps over given index directories; all closed after the test."""
+    apps = []
+
+    def make(index: Path):
+        apps.append(create_app({"INDEX_DIR": str(index), "TESTING": True}))
+        return apps[-1].test_client()
+
+    yield make
+    for app in apps:
+        app.extensions["searcher.index"].close()
+
+
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket() as sock:
