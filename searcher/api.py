@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from searcher.errors import BadRequest
-from searcher.search import SearchRequest, search, spec_details
+from searcher.search import SearchRequest, integer_param, search, spec_details
 from searcher.views import request_params, snapshot
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+# Package names are shorter; a longer prefix completes nothing.
+MAX_SUGGEST_LENGTH = 200
 
 
 @bp.get("/search")
@@ -25,11 +27,14 @@ def suggest_json():
     for name in params:
         if name not in ("q", "limit"):
             raise BadRequest(f"unknown parameter '{name}': /api/suggest takes q and limit")
+    for name in ("q", "limit"):
+        if len(params.get(name, ())) > 1:
+            raise BadRequest(f"parameter '{name}' given more than once")
     q = (params.get("q") or [""])[0].strip().lower()
-    raw_limit = (params.get("limit") or ["10"])[0]
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 50:
-        raise BadRequest(f"parameter 'limit' must be between 1 and 50, got {raw_limit!r}")
-    found = snapshot().facets.complete(q, int(raw_limit)) if q else []
+    if len(q) > MAX_SUGGEST_LENGTH:
+        raise BadRequest(f"parameter 'q' is too long (at most {MAX_SUGGEST_LENGTH} characters)")
+    limit = integer_param(params, "limit", 10, 1, 50)
+    found = snapshot().facets.complete(q, limit) if q else []
     return jsonify({"q": q, "suggestions": [{"value": v, "count": n} for v, n in found]})
 
 

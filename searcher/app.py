@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
 
-from flask import Flask, g, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, g, jsonify, render_template, request, url_for
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from searcher.errors import SearcherError
 from searcher.index import IndexHandle
@@ -21,9 +22,33 @@ def templates_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
 
 
+# Every response carries these (README, "Security"). The page loads only its own CSS and
+# script (no inline code, so no 'unsafe-inline'), talks only to its own API, cannot be
+# framed, and sends no referrer to the tarball hosts it links to.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+# Static files are linked with their content's digest (?v=...), so they can be cached
+# for good: a new version has a new URL.
+STATIC_MAX_AGE = 365 * 24 * 3600
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app; config INDEX_DIR defaults to $SEARCHER_INDEX or ./index."""
-    app = Flask(__name__, template_folder=str(templates_dir()), static_folder=None)
+    templates = templates_dir()
+    app = Flask(
+        __name__,
+        template_folder=str(templates),
+        static_folder=str(templates / "static"),
+        static_url_path="/static",
+    )
     app.config.from_mapping(
         INDEX_DIR=os.environ.get("SEARCHER_INDEX", "index"),
         # The tag the front page opens on when the index has it (weekly snapshots copy
@@ -31,47 +56,93 @@ def create_app(test_config: dict | None = None) -> Flask:
         DEFAULT_TAG="develop",
         # Facet values listed per facet before a "more" link.
         FACET_VALUES_SHOWN=8,
+        # No implicit OPTIONS answers (an empty 200 text/html): the API answers GET and
+        # HEAD, and anything else with its JSON 405 and an Allow header.
+        PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     if test_config:
         app.config.update(test_config)
     app.json.sort_keys = False
+    # "/api//search" is not "/api/search": no redirect (an HTML 308) to guess the path.
+    app.url_map.merge_slashes = False
     app.extensions["searcher.index"] = IndexHandle(app.config["INDEX_DIR"])
+    _register_assets(app, templates / "static")
 
     from searcher import api, web
 
     app.register_blueprint(web.bp)
     app.register_blueprint(api.bp)
     _register_errors(app)
+    app.after_request(_add_headers)
     return app
 
 
+def _register_assets(app: Flask, folder: Path) -> None:
+    versions = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        for path in folder.iterdir()
+        if path.is_file()
+    }
+
+    @app.template_global()
+    def asset_url(name: str) -> str:
+        """The URL of a static file, versioned by its content."""
+        return url_for("static", filename=name, v=versions[name])
+
+    app.extensions["searcher.asset_versions"] = versions
+
+
+def _add_headers(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    if request.endpoint == "static" and response.status_code == 200:
+        versions = current_app.extensions["searcher.asset_versions"]
+        name = (request.view_args or {}).get("filename")
+        if request.args.get("v") == versions.get(name):
+            response.cache_control.no_cache = None  # Flask's default for static files
+            response.cache_control.public = True
+            response.cache_control.max_age = STATIC_MAX_AGE
+            response.cache_control.immutable = True
+    return response
+
+
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def _error_response(status: int, message: str, *, position: int | None = None, headers=None):
+    """The one error answer: the JSON error body under /api, the error page elsewhere."""
+    if _wants_json():
+        error: dict = {"status": status, "message": message}
+        if position is not None:
+            error["position"] = position
+        response = jsonify({"error": error})
+    else:
+        response = current_app.make_response(
+            render_template("error.html", status=status, message=message)
+        )
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
 
 
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(SearcherError)
     def searcher_error(exc: SearcherError):
-        if _wants_json():
-            return jsonify(exc.to_dict()), exc.status
-        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+        return _error_response(exc.status, exc.message, position=exc.position)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        status = exc.code or 500
-        message = exc.description or exc.name
-        if _wants_json():
-            return jsonify({"error": {"status": status, "message": message}}), status
-        return render_template("error.html", status=status, message=message), status
+        headers = {}
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            # The Allow header is what a client needs to correct its request.
+            headers["Allow"] = ", ".join(exc.valid_methods)
+        return _error_response(exc.code or 500, exc.description or exc.name, headers=headers)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         # A bug, not a user mistake: log the traceback, answer with a short message.
-        log.exception("unhandled error on %s", request.full_path)
-        message = "internal error; it has been logged"
-        if _wants_json():
-            return jsonify({"error": {"status": 500, "message": message}}), 500
-        return render_template("error.html", status=500, message=message), 500
+        log.exception("unhandled error on %s", request.full_path[:300])
+        return _error_response(500, "internal error; it has been logged")
 
     @app.teardown_request
     def _release(_exc):

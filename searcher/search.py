@@ -8,6 +8,7 @@ selection, so its other values stay clickable with honest counts.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,11 @@ DEFAULT_PER_PAGE = 20
 DEFAULT_FACET_SIZE = 20
 MAX_FACET_SIZE = 1000
 MAX_PAGE = 10_000
+# Facet values selected in one request, all facets together. Each result page links to
+# every state one click away, each link carrying every selection: the page's size grows
+# with the square of this number (4 s per page at 500 values before the cap).
+MAX_FILTER_VALUES = 50
+MAX_VALUE_LENGTH = 1000
 PARAMS = ("q", "page", "per_page", "facet_size", "sort")
 SORTS = ("relevance", "package", "version", "tag")
 # Facets whose values did-you-mean offers for a word that matched nothing.
@@ -44,12 +50,10 @@ class SearchRequest:
     sort: str = "relevance"
 
     @classmethod
-    def from_params(
-        cls, params: Mapping[str, Sequence[str]], *, extra: Sequence[str] = ()
-    ) -> SearchRequest:
+    def from_params(cls, params: Mapping[str, Sequence[str]]) -> SearchRequest:
         """Validate request parameters (name -> values); BadRequest names the bad one."""
         for name in params:
-            if name not in PARAMS and name not in FACET_NAMES and name not in extra:
+            if name not in PARAMS and name not in FACET_NAMES:
                 raise BadRequest(
                     f"unknown parameter '{name}': facets are {', '.join(FACET_NAMES)}; "
                     f"other parameters are {', '.join(PARAMS)}"
@@ -60,8 +64,20 @@ class SearchRequest:
         filters = {}
         for facet in FACET_NAMES:
             values = [v.strip() for v in params.get(facet, ()) if v.strip()]
+            for value in values:
+                if len(value) > MAX_VALUE_LENGTH:
+                    raise BadRequest(
+                        f"a value of '{facet}' is too long ({len(value)} characters; "
+                        f"at most {MAX_VALUE_LENGTH})"
+                    )
             if values:
                 filters[facet] = tuple(dict.fromkeys(values))
+        selected = sum(len(values) for values in filters.values())
+        if selected > MAX_FILTER_VALUES:
+            raise BadRequest(
+                f"too many facet values selected ({selected}); at most {MAX_FILTER_VALUES} "
+                "per request"
+            )
         q = _single(params, "q", "").strip()
         parse(q)  # a query that cannot be parsed is a bad parameter like any other
         sort = _single(params, "sort", "relevance").strip() or "relevance"
@@ -70,9 +86,9 @@ class SearchRequest:
         return cls(
             q=q,
             filters=filters,
-            page=_integer(params, "page", 1, 1, MAX_PAGE),
-            per_page=_integer(params, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
-            facet_size=_integer(params, "facet_size", DEFAULT_FACET_SIZE, 1, MAX_FACET_SIZE),
+            page=integer_param(params, "page", 1, 1, MAX_PAGE),
+            per_page=integer_param(params, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
+            facet_size=integer_param(params, "facet_size", DEFAULT_FACET_SIZE, 1, MAX_FACET_SIZE),
             sort=sort,
         )
 
@@ -304,14 +320,23 @@ def _single(params: Mapping[str, Sequence[str]], name: str, default: str) -> str
     return values[0] if values else default
 
 
-def _integer(params: Mapping[str, Sequence[str]], name: str, default: int, lo: int, hi: int) -> int:
+_DIGITS = re.compile(r"[+-]?[0-9]{1,9}")
+
+
+def integer_param(
+    params: Mapping[str, Sequence[str]], name: str, default: int, lo: int, hi: int
+) -> int:
+    """A whole-number parameter in lo..hi (default when absent); BadRequest otherwise.
+
+    Only ASCII digits: int() also takes "١٢", "1_000" and " 12 ", and str.isdigit() passes
+    "²", which int() then rejects.
+    """
     raw = _single(params, name, "").strip()
     if not raw:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"parameter '{name}' must be a whole number, got {raw!r}") from None
+    if not _DIGITS.fullmatch(raw):
+        raise BadRequest(f"parameter '{name}' must be a whole number, got {raw[:20]!r}")
+    value = int(raw)
     if not lo <= value <= hi:
         raise BadRequest(f"parameter '{name}' must be between {lo} and {hi}, got {value}")
     return value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from flask import Blueprint, current_app, redirect, render_template, url_for
 from markupsafe import Markup, escape
@@ -41,6 +41,17 @@ def highlight(text: str, terms: tuple[str, ...]) -> Markup:
     return Markup("").join(out)
 
 
+# An absolute http(s) URL without spaces or control characters: the only kind of URL
+# from the listing that is rendered as a link (a "javascript:" tarball would run script).
+_HTTP_URL = re.compile(r"https?://[^\s/?#\\]+[^\s\x00-\x1f\x7f]*", re.IGNORECASE)
+
+
+@bp.app_template_filter("http_url")
+def http_url(url: str | None) -> str | None:
+    """url if it is safe to link to (http or https), else None: show it as text."""
+    return url if url and _HTTP_URL.fullmatch(url) else None
+
+
 @bp.get("/")
 def home():
     """Open on the default tag (explicitly, in the URL) when the index has it."""
@@ -54,7 +65,7 @@ def home():
 def search_page():
     """The search box, facet sidebar, chips, results and paging."""
     params = request_params()
-    expand = [f for f in params.pop("expand", []) if f]
+    expand = list(dict.fromkeys(f for f in params.pop("expand", []) if f))
     for name in expand:
         if name not in FACET_NAMES:
             raise BadRequest(f"cannot expand '{name}': facets are {', '.join(FACET_NAMES)}")
@@ -88,12 +99,21 @@ def spec_page(tag: str, hash_: str):
 
 
 class PageLinks:
-    """URLs for every state reachable from a result page (all state lives in the URL)."""
+    """URLs for every state reachable from a result page (all state lives in the URL).
+
+    Each selection is encoded once; a link joins the encoded pieces it keeps, so a page's
+    links cost time in proportion to their length, not to re-encoding every selection.
+    """
 
     def __init__(self, result: SearchResult, expand: list[str]):
         self.request = result.request
         self.expand = expand
         self.result = result
+        self._base = url_for("web.search_page")
+        self._encoded = {
+            facet: {v: _pair(facet, v) for v in values}
+            for facet, values in self.request.filters.items()
+        }
 
     def _url(
         self,
@@ -105,19 +125,20 @@ class PageLinks:
     ) -> str:
         q = self.request.q if q is None else q
         sort = sort or self.request.sort
-        pairs: list[tuple[str, str]] = []
+        parts: list[str] = []
         if q:
-            pairs.append(("q", q))
+            parts.append(_pair("q", q))
         for facet in FACET_NAMES:
-            pairs.extend((facet, value) for value in filters.get(facet, ()))
+            encoded = self._encoded.get(facet, {})
+            parts.extend(encoded.get(v) or _pair(facet, v) for v in filters.get(facet, ()))
         if page > 1:
-            pairs.append(("page", str(page)))
+            parts.append(_pair("page", str(page)))
         if self.request.per_page != DEFAULT_PER_PAGE:
-            pairs.append(("per_page", str(self.request.per_page)))
+            parts.append(_pair("per_page", str(self.request.per_page)))
         if sort != "relevance":
-            pairs.append(("sort", sort))
-        pairs.extend(("expand", f) for f in (self.expand if expand is None else expand))
-        return url_for("web.search_page") + ("?" + urlencode(pairs) if pairs else "")
+            parts.append(_pair("sort", sort))
+        parts.extend(_pair("expand", f) for f in (self.expand if expand is None else expand))
+        return self._base + ("?" + "&".join(parts) if parts else "")
 
     def toggle(self, facet: str, value: str) -> str:
         """Select a facet value (ORed with others of its facet), or unselect it."""
@@ -162,3 +183,7 @@ class PageLinks:
                 numbers.append(None)
             numbers.append(n)
         return numbers
+
+
+def _pair(name: str, value: str) -> str:
+    return f"{quote_plus(name)}={quote_plus(value)}"

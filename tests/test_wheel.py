@@ -1,4 +1,5 @@
-"""An installed wheel carries the templates and renders the page without the checkout."""
+"""An installed wheel carries the templates and static files and serves the page without the
+checkout."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ app = create_app({"INDEX_DIR": sys.argv[1]})
 page = app.test_client().get("/search?q=keras")
 link = page.get_data(as_text=True).split('href="/spec/')[1].split('"')[0]
 spec = app.test_client().get('/spec/' + link)
+css = page.get_data(as_text=True).split('<link rel="stylesheet" href="')[1].split('"')[0]
+style = app.test_client().get(css)
 print(searcher.__file__)
 print(templates_dir())
-print(page.status_code, spec.status_code)
+print(page.status_code, spec.status_code, style.status_code, style.content_type)
 """
 
 
@@ -40,8 +43,9 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_contains_the_templates(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for template in ("base.html", "search.html", "spec.html", "error.html", "_style.css"):
-        assert f"searcher/templates/{template}" in names
+    shipped = ("base.html", "search.html", "spec.html", "error.html")
+    for name in (*shipped, "static/style.css", "static/suggest.js"):
+        assert f"searcher/templates/{name}" in names
 
 
 def test_installed_wheel_renders_the_search_and_spec_pages(tmp_path, wheel, corpus_index):
@@ -72,4 +76,4 @@ def test_installed_wheel_renders_the_search_and_spec_pages(tmp_path, wheel, corp
     module, templates, statuses = result.stdout.splitlines()
     assert module.startswith(str(target))
     assert templates == str(target / "searcher" / "templates")
-    assert statuses == "200 200"
+    assert statuses == "200 200 200 text/css; charset=utf-8"
