@@ -2,7 +2,7 @@
 
 Exit codes scripts can rely on: 0 success; 1 reindex --strict found problems; 2 usage
 error; 3 another reindex is running; 4 the source or the index cannot be used; 5 a bad
-search query.
+search query; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from searcher import __version__
 from searcher.errors import IndexUnavailable, QueryError, ReindexRunning, SearcherError
+from searcher.search import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, SORTS
 from searcher.sources import SourceTreeError
 
 EXIT_PROBLEMS, EXIT_LOCKED, EXIT_UNUSABLE, EXIT_QUERY = 1, 3, 4, 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 DEFAULT_INDEX = "index"
 DEFAULT_DEMO_SOURCE = ".demo/source"
 
@@ -45,7 +48,7 @@ threads_option = click.option(
 )
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -119,6 +122,10 @@ def _reindex(source: Path, index_dir: Path, *, quiet: bool = False, full=False, 
         _fail(exc.message, EXIT_LOCKED)
     except SourceTreeError as exc:
         _fail(str(exc), EXIT_UNUSABLE)
+    except IndexUnavailable as exc:
+        _fail(f"{exc.message}; the previous index stays in place", EXIT_UNUSABLE)
+    except KeyboardInterrupt:
+        _fail("interrupted; the previous index stays in place", EXIT_INTERRUPTED)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -172,16 +179,29 @@ def _serve(index_dir: Path, host: str, port: int, threads: int) -> None:
     metavar="FACET=VALUE",
     help="Facet filter, repeatable (same facet ORs, different facets AND).",
 )
-@click.option("--page", default=1, show_default=True, help="Page of results.")
-@click.option("--per-page", default=20, show_default=True, help="Results per page (at most 100).")
+@click.option(
+    "--page", type=click.IntRange(1, MAX_PAGE), default=1, show_default=True, help="Page."
+)
+@click.option(
+    "--per-page",
+    type=click.IntRange(1, MAX_PER_PAGE),
+    default=DEFAULT_PER_PAGE,
+    show_default=True,
+    help=f"Results per page (at most {MAX_PER_PAGE}).",
+)
 @click.option(
     "--sort",
-    type=click.Choice(["relevance", "package", "version", "tag"]),
+    type=click.Choice(SORTS),
     default="relevance",
     show_default=True,
     help="Order of the results.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the /api/search JSON answer.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the /api/search JSON answer (or its JSON error body).",
+)
 def search(query: str, index_dir: Path, filters, page, per_page, sort: str, as_json) -> None:
     """Search the index from the command line (spec syntax: py-torch@2.5:+cuda ...)."""
     from searcher.index import IndexHandle
@@ -204,13 +224,14 @@ def search(query: str, index_dir: Path, filters, page, per_page, sort: str, as_j
         request = SearchRequest.from_params(params)
         with handle.snapshot() as snap:
             result = run_search(snap, request)
-    except IndexUnavailable as exc:
-        _fail(exc.message, EXIT_UNUSABLE)
-    except QueryError as exc:
-        caret = f"\n  {query}\n  {' ' * (exc.position or 0)}^" if exc.position is not None else ""
-        _fail(f"{exc.message}{caret}", EXIT_QUERY)
     except SearcherError as exc:
-        _fail(exc.message, EXIT_QUERY)
+        if as_json:  # scripts get the API's error body on stdout, as from /api/search
+            click.echo(json.dumps(exc.to_dict(), indent=2))
+        code = EXIT_UNUSABLE if isinstance(exc, IndexUnavailable) else EXIT_QUERY
+        caret = ""
+        if isinstance(exc, QueryError) and exc.position is not None:
+            caret = f"\n  {query}\n  {' ' * exc.position}^"
+        _fail(f"{exc.message}{caret}", code)
     finally:
         handle.close()
     if as_json:
@@ -224,6 +245,8 @@ def search(query: str, index_dir: Path, filters, page, per_page, sort: str, as_j
             f"{spec.package}@{spec.version}  {spec.tag}  {spec.platform}-{spec.os}-{spec.target}  "
             f"%{spec.compiler}  /{spec.hash[:7]}"
         )
+    for suggestion in result.suggestions:
+        click.echo(f"did you mean: {suggestion['q']}")
 
 
 @main.command()

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from searcher import __version__
 from tests import reference
 from tests.conftest import cli
@@ -129,3 +131,38 @@ def test_reindex_on_a_terminal_draws_a_bar_and_prints_problems_after_it(tmp_path
     legacy = terminal.index("_legacy/byacc/specs.md: old untagged format")
     assert legacy > terminal.rindex("100%")
     assert "specs indexed" in stdout
+
+
+def test_search_json_with_a_bad_query_prints_the_api_error_body(client, corpus_index):
+    result = cli("search", "py-keras@", "--index", corpus_index, "--json")
+    assert result.exit_code == 5
+    api = client.get("/api/search?q=py-keras%40")
+    assert json.loads(result.stdout) == api.get_json()
+    assert result.stderr.startswith("error: ")
+
+
+def test_search_json_without_an_index_prints_the_503_body(tmp_path, client_for):
+    result = cli("search", "x", "--index", tmp_path / "none", "--json")
+    assert result.exit_code == 4
+    expected = client_for(tmp_path / "none").get("/api/search?q=x").get_json()
+    assert json.loads(result.stdout) == expected
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--per-page", "500"], ["--per-page", "0"], ["--page", "0"], ["--page", "10001"]],
+)
+def test_out_of_range_paging_options_are_usage_errors(corpus_index, args):
+    result = cli("search", "keras", "--index", corpus_index, *args)
+    assert result.exit_code == 2
+    assert "Invalid value for" in result.stderr
+
+
+def test_search_offers_did_you_mean_on_the_command_line(client, corpus_index):
+    result = cli("search", "py-kears os=ubuntu24.04", "--index", corpus_index)
+    assert result.exit_code == 0
+    api = client.get("/api/search?q=py-kears+os%3Dubuntu24.04").get_json()
+    assert api["total"] == 0 and api["suggestions"]
+    assert result.stdout.splitlines() == ["0 specs"] + [
+        f"did you mean: {s['q']}" for s in api["suggestions"]
+    ]
