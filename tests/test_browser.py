@@ -41,9 +41,22 @@ def browser():
 
 @pytest.fixture()
 def page(browser):
+    """A fresh page; the test fails if the page logged an error (a CSP violation, a
+    script error, a resource that failed to load)."""
     context = browser.new_context()
-    yield context.new_page()
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on(
+        "console",
+        lambda message: (
+            message.type == "error"
+            and errors.append(f"{message.text} ({message.location.get('url')})")
+        ),
+    )
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
     context.close()
+    assert errors == []
 
 
 def shown_count(page, facet: str, value: str) -> int:

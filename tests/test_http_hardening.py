@@ -70,7 +70,7 @@ class Inline(HTMLParser):
                 self.assets.append(a["src"])
             else:
                 self._in = "script"
-        if tag == "link" and a.get("rel") == "stylesheet":
+        if tag == "link" and a.get("rel") in ("stylesheet", "icon"):
             self.assets.append(a["href"])
         for name in a:
             if name == "style" or name.startswith("on"):
@@ -89,6 +89,7 @@ def test_pages_hold_no_inline_code_and_their_assets_are_cached_for_good(client, 
     parsed = Inline(client.get(path).get_data(as_text=True))
     assert parsed.found == []
     assert sorted(re.sub(r"\?v=[0-9a-f]{12}$", "", a) for a in parsed.assets) == [
+        "/static/favicon.svg",
         "/static/style.css",
         "/static/suggest.js",
     ]

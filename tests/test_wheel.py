@@ -44,7 +44,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_contains_the_templates(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = ("base.html", "search.html", "spec.html", "error.html")
-    for name in (*shipped, "static/style.css", "static/suggest.js"):
+    for name in (*shipped, "static/style.css", "static/suggest.js", "static/favicon.svg"):
         assert f"searcher/templates/{name}" in names
 
 
