@@ -8,6 +8,7 @@ A source tree is laid out like the cache.spack.io site: ``<source>/<tag>/<packag
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import reprlib
@@ -44,6 +45,8 @@ _HASH = re.compile(r"^[a-z0-9]{8,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _REQUIRED_STR = ("hash", "compiler", "os", "platform", "target")
 _REQUIRED_LIST = ("variants", "stacks")
+_REQUIRED = (*_REQUIRED_STR, "versions", *_REQUIRED_LIST)
+_get_required = operator.itemgetter(*_REQUIRED)
 PAGE_NAME = "specs.md"
 
 # Values quoted in messages are cut short: a hostile page must not turn one reason into
@@ -263,7 +266,11 @@ def _read_bounded(path: Path | str) -> bytes:
         if info.st_size > MAX_PAGE_BYTES:
             raise SourceError(path, _too_large(info.st_size))
         try:
-            raw = file.read(MAX_PAGE_BYTES + 1)
+            # Sized by fstat (a buffer of the limit per page costs more than the read);
+            # a file growing meanwhile is read on, up to one byte past the limit.
+            raw = file.read(info.st_size + 1)
+            if len(raw) > info.st_size:
+                raw += file.read(MAX_PAGE_BYTES + 1 - len(raw))
         except OSError as exc:
             raise SourceError(path, f"cannot read file: {exc.strerror}") from None
     if len(raw) > MAX_PAGE_BYTES:  # it grew while we read it
@@ -296,7 +303,8 @@ def _load_front_matter(path: Path | str, text: str) -> dict:
             f"front matter outside its one-line JSON values is larger than "
             f"{MAX_YAML_BYTES // 2**10} KB",
         )
-    _check_yaml_shape(path, yaml_text)
+    if not _plainly_shallow(yaml_text):
+        _check_yaml_shape(path, yaml_text)
     try:
         data = yaml.load(yaml_text, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -315,6 +323,18 @@ def _where(exc: yaml.YAMLError) -> str:
 
 def _problem(exc: yaml.YAMLError) -> str:
     return getattr(exc, "problem", None) or str(exc).splitlines()[0]
+
+
+def _plainly_shallow(text: str) -> bool:
+    """Whether the YAML plainly holds no alias and nests only a few levels, by counting:
+    no '*' at all, fewer lines and fewer flow brackets than the limit (so at most twice
+    the limit deep, harmless to libyaml). A real header (title, layout, categories)
+    passes, and skips the event walk below."""
+    return (
+        "*" not in text
+        and text.count("\n") < MAX_DEPTH
+        and text.count("[") + text.count("{") < MAX_DEPTH
+    )
 
 
 _OPEN_EVENTS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
@@ -431,45 +451,51 @@ def _page_from_front_matter(path: Path | str, data: dict) -> Page:
 
 
 def _spec(entry: object, tag: str, package: str) -> Spec:
+    # The hot loop of a reindex: one call per spec, so checks are written for speed.
     if not isinstance(entry, dict):
         raise ValueError(f"expected an object, got {type(entry).__name__}")
-    for key in (*_REQUIRED_STR, "versions", *_REQUIRED_LIST):
-        if key not in entry:
-            raise ValueError(f"missing key '{key}'")
-    for key in _REQUIRED_STR:
-        if not isinstance(entry[key], str) or not entry[key].strip():
-            raise ValueError(f"'{key}' must be a non-empty string, got {show(entry[key])}")
-    if not _HASH.fullmatch(entry["hash"]):
-        raise ValueError(f"'hash' {show(entry['hash'])} is not a Spack DAG hash")
-    versions = entry["versions"]
-    if isinstance(versions, str):
+    try:
+        values = _get_required(entry)
+    except KeyError:
+        missing = next(key for key in _REQUIRED if key not in entry)
+        raise ValueError(f"missing key '{missing}'") from None
+    hash_, compiler, os_, platform, target, versions, variants, stacks = values
+    for key, value in zip(_REQUIRED_STR, values[:5], strict=True):
+        if type(value) is not str or not value.strip():
+            raise ValueError(f"'{key}' must be a non-empty string, got {show(value)}")
+    if not _HASH.fullmatch(hash_):
+        raise ValueError(f"'hash' {show(hash_)} is not a Spack DAG hash")
+    if type(versions) is str:
         versions = [versions]
-    if not isinstance(versions, list) or not versions or not isinstance(versions[0], str):
+    if type(versions) is not list or not versions or type(versions[0]) is not str:
         raise ValueError(f"'versions' must be a list of strings, got {show(entry['versions'])}")
-    for key in _REQUIRED_LIST:
-        value = entry[key]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    for key, value in (("variants", variants), ("stacks", stacks)):
+        if type(value) is not list or not all(type(v) is str for v in value):
             raise ValueError(f"'{key}' must be a list of strings, got {show(value)}")
         if len(value) > MAX_LIST_ITEMS:
             raise ValueError(f"'{key}' has {len(value)} items, more than {MAX_LIST_ITEMS}")
     tarball = entry.get("tarball")
-    if tarball is not None and not isinstance(tarball, str):
+    if tarball is not None and type(tarball) is not str:
         raise ValueError(f"'tarball' must be a URL string, got {show(tarball)}")
-    strings = [entry[key] for key in _REQUIRED_STR] + [versions[0], tarball or ""]
-    for value in (*strings, *entry["variants"], *entry["stacks"]):
-        if len(value) > MAX_VALUE_CHARS:
-            raise ValueError(f"value {show(value)} is longer than {MAX_VALUE_CHARS} characters")
+    version = versions[0]
+    longest = max(
+        len(compiler), len(os_), len(platform), len(target), len(version), len(tarball or "")
+    )
+    if longest > MAX_VALUE_CHARS or max(map(len, variants + stacks), default=0) > MAX_VALUE_CHARS:
+        every = [compiler, os_, platform, target, version, tarball or "", *variants, *stacks]
+        value = next(v for v in every if len(v) > MAX_VALUE_CHARS)
+        raise ValueError(f"value {show(value)} is longer than {MAX_VALUE_CHARS} characters")
     return Spec(
         tag=tag,
         package=package,
-        hash=entry["hash"],
-        version=versions[0],
-        compiler=entry["compiler"].strip(),
-        os=entry["os"].strip(),
-        platform=entry["platform"].strip(),
-        target=entry["target"].strip(),
-        variants=tuple(v for v in entry["variants"] if v.strip()),
-        stacks=tuple(s for s in entry["stacks"] if s.strip()),
+        hash=hash_,
+        version=version,
+        compiler=compiler.strip(),
+        os=os_.strip(),
+        platform=platform.strip(),
+        target=target.strip(),
+        variants=tuple(v for v in variants if v.strip()),
+        stacks=tuple(v for v in stacks if v.strip()),
         size=_size(entry.get("size")),
         tarball=tarball or None,
     )
