@@ -367,6 +367,10 @@ def _check_yaml_shape(path: Path | str, text: str) -> None:
             elif isinstance(event, _CLOSE_EVENTS):
                 depth -= 1
     except yaml.YAMLError as exc:
+        if "maximum nesting depth" in _problem(exc):
+            # The libyaml of newer PyYAML wheels (6.0.4) stops deep flow nesting as it scans
+            # ahead, before the walk above sees the 17th level: the same problem, our words.
+            raise SourceError(path, f"nested deeper than {MAX_DEPTH} levels{_where(exc)}") from None
         raise SourceError(path, f"invalid YAML{_where(exc)}: {_problem(exc)}") from None
 
 
