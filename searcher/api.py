@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from flask import Blueprint, jsonify
 
 from searcher.errors import BadRequest
@@ -55,5 +57,7 @@ def health():
             "documents": snap.doc_count,
             "tags": snap.meta.get("tags", []),
             "built_at": snap.meta.get("built_at"),
+            # Which server process answered (each follows the index on its own).
+            "process": os.getpid(),
         }
     )

@@ -7,11 +7,22 @@ import logging
 import os
 from pathlib import Path
 
-from flask import Flask, Response, current_app, g, jsonify, render_template, request, url_for
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from searcher.errors import SearcherError
 from searcher.index import IndexHandle
+from searcher.server import MAX_REQUEST_LINE, SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -22,19 +33,6 @@ def templates_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
 
 
-# Every response carries these (README, "Security"). The page loads only its own CSS and
-# script (no inline code, so no 'unsafe-inline'), talks only to its own API, cannot be
-# framed, and sends no referrer to the tarball hosts it links to.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
 # Static files are linked with their content's digest (?v=...), so they can be cached
 # for good: a new version has a new URL.
 STATIC_MAX_AGE = 365 * 24 * 3600
@@ -73,8 +71,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(web.bp)
     app.register_blueprint(api.bp)
     _register_errors(app)
+    app.before_request(_check_length)
     app.after_request(_add_headers)
     return app
+
+
+def _check_length() -> None:
+    # The same limit whichever server runs us (gunicorn enforces it itself, waitress has
+    # only a limit on the whole request head): a longer URL is no URL the app makes.
+    if len(request.full_path) > MAX_REQUEST_LINE:
+        abort(414, f"the URL is longer than {MAX_REQUEST_LINE} characters")
 
 
 def _register_assets(app: Flask, folder: Path) -> None:

@@ -2,12 +2,14 @@
 
 Exit codes scripts can rely on: 0 success; 1 reindex --strict found problems; 2 usage
 error; 3 another reindex is running; 4 the source or the index cannot be used; 5 a bad
-search query; 130 interrupted (Ctrl-C).
+search query; 6 the server cannot listen on the address; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -20,6 +22,7 @@ from searcher.search import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, SORTS
 from searcher.sources import SourceTreeError
 
 EXIT_PROBLEMS, EXIT_LOCKED, EXIT_UNUSABLE, EXIT_QUERY = 1, 3, 4, 5
+EXIT_LISTEN = 6
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 DEFAULT_INDEX = "index"
 DEFAULT_DEMO_SOURCE = ".demo/source"
@@ -44,7 +47,31 @@ port_option = click.option(
     help="Port (env SEARCHER_PORT).",
 )
 threads_option = click.option(
-    "--threads", default=8, show_default=True, help="Worker threads of the WSGI server."
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Threads per server process.",
+)
+
+
+def _cores() -> int:
+    if hasattr(os, "process_cpu_count"):  # Python 3.13+
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+workers_option = click.option(
+    "--workers",
+    "-w",
+    envvar="SEARCHER_WORKERS",
+    type=click.IntRange(1, 64),
+    default=_cores,
+    show_default="the number of cores",
+    help="Server processes (env SEARCHER_WORKERS): 1 is waitress in one process, more is "
+    "gunicorn's pre-forked workers (Linux).",
 )
 
 
@@ -139,9 +166,13 @@ def _reindex(source: Path, index_dir: Path, *, quiet: bool = False, full=False, 
 @host_option
 @port_option
 @threads_option
-def serve(index_dir: Path, host: str, port: int, threads: int) -> None:
-    """Serve the search page and the JSON API with a production WSGI server."""
-    _serve(index_dir, host, port, threads)
+@workers_option
+def serve(index_dir: Path, host: str, port: int, threads: int, workers: int) -> None:
+    """Serve the search page and the JSON API with a production WSGI server.
+
+    Each process follows the index: a reindex is served without a restart.
+    """
+    _serve(index_dir, host, port, threads, workers)
 
 
 def _index_problem(index_dir: Path) -> str | None:
@@ -155,17 +186,35 @@ def _index_problem(index_dir: Path) -> str | None:
     return None
 
 
-def _serve(index_dir: Path, host: str, port: int, threads: int) -> None:
-    import waitress
-
-    from searcher.app import create_app
+def _serve(index_dir: Path, host: str, port: int, threads: int, workers: int) -> None:
+    from searcher.server import ServeError, listen, serve
 
     problem = _index_problem(index_dir)
     if problem:
         _fail(problem, EXIT_UNUSABLE)
-    app = create_app({"INDEX_DIR": str(index_dir)})
-    click.echo(f"searcher: serving {index_dir} on http://{host}:{port}/", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="searcher")
+    try:
+        sock = listen(host, port)
+    except ServeError as exc:
+        _fail(str(exc), EXIT_LISTEN)
+    click.echo(
+        f"searcher: serving {index_dir} on http://{host}:{port}/ "
+        f"({workers} process{'es' if workers > 1 else ''} x {threads} threads)",
+        err=True,
+    )
+    serve(functools.partial(_make_app, str(index_dir)), sock, workers=workers, threads=threads)
+
+
+def _make_app(index_dir: str):
+    """The app of one server process, its index opened before the first request."""
+    from searcher.app import create_app
+
+    app = create_app({"INDEX_DIR": index_dir})
+    # Every worker opens the index as it starts: the first request does not pay for it,
+    # and a worker keeps the generation it opened should CURRENT get damaged later.
+    generation = app.extensions["searcher.index"].warm()
+    serving = f"serving {generation}" if generation else "no index open yet"
+    click.echo(f"searcher: process {os.getpid()} ready, {serving}", err=True)
+    return app
 
 
 @main.command()
@@ -278,7 +327,10 @@ def generate(out: Path, specs: int, tags: int, seed: int) -> None:
 @host_option
 @port_option
 @threads_option
-def demo(index_dir: Path, source: Path, specs: int, rebuild: bool, host, port, threads) -> None:
+@workers_option
+def demo(
+    index_dir: Path, source: Path, specs: int, rebuild: bool, host, port, threads, workers
+) -> None:
     """Generate a demo listing, index it (unless an index exists) and serve it."""
     from searcher.generate import generate as run_generate
 
@@ -287,4 +339,4 @@ def demo(index_dir: Path, source: Path, specs: int, rebuild: bool, host, port, t
         report = run_generate(source, specs=specs, tags=4, seed=0)
         click.echo(f"generated {report.specs} demo specs in {source}", err=True)
         click.echo(_reindex(source, index_dir).summary(), err=True)
-    _serve(index_dir, host, port, threads)
+    _serve(index_dir, host, port, threads, workers)

@@ -416,17 +416,19 @@ class Snapshot:
 class IndexHandle:
     """What the server holds: the current Snapshot, reopened when CURRENT changes.
 
-    Opening a generation takes a while at a million specs (~0.1-0.2 s); it is done outside
-    the lock, by the one request that first sees the change, while every other request
-    keeps answering from the generation already open. Only the very first open (when there
-    is nothing to answer from yet) makes requests wait.
+    Opening a generation takes a while at a million specs (~0.1-0.2 s). The first request
+    that sees CURRENT change starts opening it in a background thread and, like every
+    request meanwhile, is answered from the generation already open; the new one is
+    swapped in once open. No request waits for it, except the very first open, when
+    there is nothing to answer from yet.
     """
 
     def __init__(self, root: Path | str):
         self.dir = IndexDir(root)
         self._snapshot: Snapshot | None = None
         self._unopenable: str | None = None  # a generation that failed to open, not retried
-        self._opening = False  # a request is opening a newer generation
+        self._opening = False  # a thread is opening a newer generation
+        self._closed = False
         self._warned: str | None = None
         self._lock = threading.Lock()  # guards the fields above and users counts
         self._first_open = threading.Lock()
@@ -451,30 +453,36 @@ class IndexHandle:
         with self._lock:
             snap = self._snapshot
             if snap is not None:
-                if wanted in (None, snap.name, self._unopenable) or self._opening:
-                    snap.users += 1
-                    return snap
-                self._opening = True
-        if snap is None:
-            return self._open_first()
+                stale = wanted not in (None, snap.name, self._unopenable)
+                if stale and not self._opening:
+                    self._opening = True
+                    threading.Thread(
+                        target=self._open, args=(wanted,), name="open-generation", daemon=True
+                    ).start()
+                snap.users += 1
+                return snap
+        return self._open_first()
+
+    def _open(self, name: str) -> None:
+        """Open a generation and make it the one requests are answered from."""
         try:
-            fresh = Snapshot(self.dir.root / wanted)
+            fresh = Snapshot(self.dir.root / name)
         except IndexUnavailable as exc:
             # Keep answering from the generation we have rather than fail requests.
-            self._warn(exc.message, snap.name)
             with self._lock:
-                self._unopenable = wanted
+                self._unopenable = name
                 self._opening = False
-                current = self._snapshot
-                current.users += 1
-                return current
+                serving = self._snapshot.name if self._snapshot else "nothing"
+            self._warn(exc.message, serving)
+            return
         with self._lock:
-            old, self._snapshot = self._snapshot, fresh
             self._opening = False
+            if self._closed:  # shut down while we were opening
+                fresh.close()
+                return
+            old, self._snapshot = self._snapshot, fresh
             if old is not None and old.users == 0:
                 old.close()
-            fresh.users += 1
-            return fresh
 
     def _wanted(self) -> str | None:
         """The generation CURRENT names; None when it cannot be read (keep what is open)."""
@@ -505,9 +513,19 @@ class IndexHandle:
                 fresh.users += 1
                 return fresh
 
+    def warm(self) -> str | None:
+        """Open the current generation now (at a server's start); its name, or None."""
+        try:
+            with self.snapshot() as snap:
+                return snap.name
+        except IndexUnavailable as exc:
+            log.warning("%s", exc.message)
+            return None
+
     def close(self) -> None:
         """Close the open generation (at shutdown)."""
         with self._lock:
+            self._closed = True
             if self._snapshot is not None and self._snapshot.users == 0:
                 self._snapshot.close()
             self._snapshot = None

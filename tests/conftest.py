@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import queue
+import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -110,26 +116,41 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """`searcher serve` (waitress) in a child process, on a loopback port."""
+    """`searcher serve` in a child process (its own session), on a loopback port: waitress
+    with one worker, gunicorn's pre-forked workers with more (2, CI's number of cores, by
+    default). Ready when every process has said it is (`process PID ready, ...`)."""
 
-    def __init__(self, index: Path):
+    def __init__(self, index: Path, workers: int = 2):
+        self.index = index
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = searcher_process(
-            "serve", "--index", index, "--port", self.port, "--threads", "4"
-        )
-        deadline = time.monotonic() + 30
-        while True:
+            "serve", "--index", index, "--port", self.port, "--threads", "4",
+            "--workers", workers, start_new_session=True,
+        )  # fmt: skip
+        self.stderr: list[str] = []
+        self._ready: queue.Queue[int | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        self.pids = []
+        deadline = time.monotonic() + 60
+        while len(self.pids) < workers:
             try:
-                urllib.request.urlopen(self.url + "/api/health", timeout=2).close()
-                return
-            except OSError as exc:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"server did not start: {self.process.stderr.read()}"
-                    ) from exc
-                time.sleep(0.1)
+                pid = self._ready.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pid = None
+            if pid is None:
+                self.stop()
+                raise RuntimeError("server did not start: " + "".join(self.stderr))
+            self.pids.append(pid)
+
+    def _read_stderr(self) -> None:
+        for line in self.process.stderr:
+            self.stderr.append(line)
+            ready = re.match(r"searcher: process (\d+) ready", line)
+            if ready:
+                self._ready.put(int(ready[1]))
+        self._ready.put(None)  # the server closed its stderr: it is gone
 
     def get(self, path: str) -> tuple[int, bytes]:
         """GET a path; returns (status, body) for any status."""
@@ -139,14 +160,32 @@ class LiveServer:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
+    def wait_for_generation(self, name: str, timeout: float = 30) -> None:
+        """Wait until every process of the server answers from generation `name`.
+
+        Each process opens a new generation on its own, in the background, while it keeps
+        answering from the one it has; once one answers from `name` it never goes back.
+        """
+        pending, deadline = set(self.pids), time.monotonic() + timeout
+        while pending:
+            status, body = self.get("/api/health")
+            health = json.loads(body)
+            if status == 200 and health["generation"] == name:
+                pending.discard(health["process"])
+            assert time.monotonic() < deadline, f"{sorted(pending)} never switched to {name}"
+            time.sleep(0.01)
+
     def stop(self) -> None:
-        """Stop the server and reap it."""
+        """Stop the server and reap it; kill what is left of its processes after 30 s."""
         self.process.terminate()
-        try:
-            self.process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.communicate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # workers included
+        self.process.wait()
+        self._reader.join(timeout=30)  # ends when the last process holding stderr is gone
+        self.process.stdout.close()
+        self.process.stderr.close()
 
 
 @pytest.fixture()
@@ -154,8 +193,8 @@ def live_server_for():
     """Start live servers on given indexes; all are stopped after the test."""
     servers: list[LiveServer] = []
 
-    def start(index: Path) -> LiveServer:
-        servers.append(LiveServer(index))
+    def start(index: Path, workers: int = 2) -> LiveServer:
+        servers.append(LiveServer(index, workers))
         return servers[-1]
 
     yield start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlencode
 
 import pytest
@@ -218,3 +219,4 @@ def test_health_reports_the_served_generation(client, corpus_specs):
     assert body["documents"] == len(corpus_specs)
     assert body["tags"] == sorted({s["tag"] for s in corpus_specs})
     assert body["generation"].startswith("gen-")
+    assert body["process"] == os.getpid()  # the test client answers in this process

@@ -1,0 +1,284 @@
+"""Serving the app over HTTP: waitress in one process, or gunicorn's pre-forked workers.
+
+- ``workers == 1`` (or not Linux): waitress, one process with a pool of threads.
+- ``workers > 1`` on Linux: gunicorn, a master that forks ``workers`` processes with
+  ``threads`` threads each. The master loads nothing of the index: each worker builds the
+  app after the fork, opens the index read-only and follows CURRENT on its own, so a
+  reindex switches every worker over without a restart (and the master never holds a
+  thread that a fork could copy mid-operation).
+
+Either way the listening socket is opened here first, so a busy port or a bad address is
+one clear ``ServeError`` before any server starts, and the servers' own error answers
+(a malformed request, a request line or header block past the limits below) carry the
+project's JSON error body instead of their text/plain or HTML pages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+# The longest request line either server accepts (gunicorn's own maximum): every URL the
+# app produces fits (q <= 1,000 characters, <= 50 facet values of <= 1,000 characters are
+# rejected by the app with their own message before that). Longer: 414 (JSON).
+MAX_REQUEST_LINE = 8190
+MAX_HEADER_FIELDS = 100
+MAX_HEADER_FIELD_SIZE = 8190
+# waitress has one limit for the whole head (request line + headers); past it: 431.
+MAX_REQUEST_HEAD = 64 * 1024
+# After answering a request it will not read, the server reads and drops what the client
+# is still sending (this long at most) before closing: closing a socket with unread input
+# sends a reset, which can make the client lose the answer.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 2**20
+
+
+# Every response carries these (README, "Security"), the servers' own error answers
+# included. The page loads only its own CSS and script (no inline code, so no
+# 'unsafe-inline'), talks only to its own API, cannot be framed, and sends no referrer to
+# the tarball hosts it links to.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+class ServeError(Exception):
+    """The server cannot start: the address is busy, unknown or not ours to use."""
+
+
+def error_body(status: int, message: str) -> bytes:
+    """The JSON error body of the API, for errors the servers answer themselves."""
+    return json.dumps({"error": {"status": status, "message": message}}).encode()
+
+
+# The headers of those answers.
+ERROR_HEADERS = [("Content-Type", "application/json"), *SECURITY_HEADERS.items()]
+
+
+def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """A socket listening on host:port; ServeError saying what to do if it cannot."""
+    where = f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError, OverflowError) as exc:
+        raise ServeError(f"cannot listen on {where}: unknown address ({exc})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        why = (exc.strerror or str(exc)).lower()
+        raise ServeError(
+            f"cannot listen on {where}: {why}; pick another with --port or SEARCHER_PORT"
+        ) from None
+    return sock
+
+
+def serve(
+    make_app: Callable[[], Callable],
+    sock: socket.socket,
+    *,
+    workers: int,
+    threads: int,
+) -> None:
+    """Serve the WSGI app make_app() builds on a listening socket until SIGTERM or Ctrl-C."""
+    if workers > 1 and sys.platform.startswith("linux"):
+        _serve_gunicorn(make_app, sock, workers, threads)
+    else:
+        _serve_waitress(make_app(), sock, threads)
+
+
+# Connections being drained at once, per process; past it they are closed at once.
+_lingering = threading.BoundedSemaphore(16)
+
+
+def linger(sock: socket.socket) -> None:
+    """Drain a connection answered with an error, in the background, then close it.
+
+    The answer has been sent; the client may still be sending a request we will not
+    read. Closing with unread input makes the kernel send a reset, which can destroy the
+    answer before the client reads it; so we stop sending, read and drop its input for a
+    bounded time, and only then close. The server closes its own descriptor as usual:
+    we drain a duplicate, in a thread, so no server thread or event loop waits on it.
+    """
+    if not _lingering.acquire(blocking=False):
+        return
+    try:
+        copy = sock.dup()
+    except OSError:
+        _lingering.release()
+        return
+    threading.Thread(target=_drain, args=(copy,), name="linger", daemon=True).start()
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(0.2)
+        deadline, dropped = time.monotonic() + LINGER_SECONDS, 0
+        while time.monotonic() < deadline and dropped < LINGER_BYTES:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                break
+            dropped += len(chunk)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+        _lingering.release()
+
+
+# -- waitress -----------------------------------------------------------------------------
+
+
+def _serve_waitress(app: Callable, sock: socket.socket, threads: int) -> None:
+    from waitress.channel import HTTPChannel
+    from waitress.server import TcpWSGIServer
+    from waitress.task import ErrorTask
+
+    class JsonErrorTask(ErrorTask):
+        """waitress's own error answers (bad request, head too large, ...) as JSON."""
+
+        def execute(self) -> None:
+            error = self.request.error
+            body = error_body(error.code, f"{error.reason}: {error.body}")
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.extend(ERROR_HEADERS)
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+            self.channel.answered_error = True
+
+    class Channel(HTTPChannel):
+        error_task_class = JsonErrorTask
+        answered_error = False
+
+        def handle_close(self) -> None:
+            # The connection closes after an error answer: let the client read it.
+            if self.answered_error and self.socket is not None:
+                self.answered_error = False
+                linger(self.socket)
+            super().handle_close()
+
+    class Server(TcpWSGIServer):
+        channel_class = Channel
+
+    server = Server(
+        app,
+        _sock=sock,
+        bind_socket=False,
+        sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()),
+        threads=threads,
+        ident="searcher",
+        max_request_header_size=MAX_REQUEST_HEAD,
+    )
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+# -- gunicorn -----------------------------------------------------------------------------
+
+
+def _serve_gunicorn(
+    make_app: Callable[[], Callable], sock: socket.socket, workers: int, threads: int
+) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    options = {
+        "bind": [f"fd://{sock.fileno()}"],
+        "workers": workers,
+        "threads": threads,
+        "worker_class": _json_error_worker(),
+        "limit_request_line": MAX_REQUEST_LINE,
+        "limit_request_fields": MAX_HEADER_FIELDS,
+        "limit_request_field_size": MAX_HEADER_FIELD_SIZE,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "loglevel": "warning",
+        "proc_name": "searcher",
+    }
+
+    class Application(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in options.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> Callable:
+            # In each worker, after the fork: the index is opened there, not here.
+            return make_app()
+
+    os.set_inheritable(sock.fileno(), True)
+    Application().run()
+
+
+def _json_error_worker():
+    """gunicorn's threaded worker, answering the requests it rejects with JSON."""
+    from gunicorn import util
+    from gunicorn.http import errors
+    from gunicorn.workers.gthread import ThreadWorker
+
+    statuses = [
+        (errors.LimitRequestLine, 414, "URI Too Long"),
+        (errors.LimitRequestHeaders, 431, "Request Header Fields Too Large"),
+        (errors.UnsupportedTransferCoding, 501, "Not Implemented"),
+        (errors.ExpectationFailed, 417, "Expectation Failed"),
+        (errors.ForbiddenProxyRequest, 403, "Forbidden"),
+        (errors.ConfigurationProblem, 500, "Internal Server Error"),
+        (errors.ParseException, 400, "Bad Request"),
+    ]
+
+    class JsonErrorWorker(ThreadWorker):
+        def handle_error(self, req, client, addr, exc) -> None:
+            status, reason = next(
+                ((code, text) for kind, code, text in statuses if isinstance(exc, kind)),
+                (500, "Internal Server Error"),
+            )
+            if status == 500:
+                self.log.exception("error handling a request")
+                message = "internal error; it has been logged"
+            else:
+                self.log.warning("invalid request from %s: %s", (addr or ("",))[0], exc)
+                message = f"{reason}: {str(exc)[:200]}"
+            body = error_body(status, message)
+            headers = [("Connection", "close"), *ERROR_HEADERS, ("Content-Length", len(body))]
+            head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(
+                f"{name}: {value}\r\n" for name, value in headers
+            )
+            head += "\r\n"
+            try:
+                util.write_nonblock(client, head.encode("latin-1") + body)
+            except OSError:
+                self.log.debug("could not send the error answer")
+            else:
+                linger(client)
+
+    return JsonErrorWorker

@@ -1,0 +1,179 @@
+"""`searcher serve` as a real server on loopback: waitress in one process, gunicorn's
+workers in several; the servers' own error answers, a busy port, every worker serving,
+and a clean stop."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LiveServer, cli
+
+SERVERS = [pytest.param(1, id="waitress"), pytest.param(2, id="gunicorn-2-workers")]
+
+
+def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read the answer to its end: (status, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed before an answer: {received[:200]!r}"
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(": ")
+            headers[name.lower()] = value
+        while len(body) < int(headers["content-length"]):
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed in the middle of the body"
+            body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+MALFORMED = [
+    pytest.param(b"GARBAGE\r\n\r\n", (400,), id="bad-request-line"),
+    pytest.param(
+        b"GET /api/search HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-%d: %s\r\n" % (i, b"y" * 1000) for i in range(200))
+        + b"\r\n",
+        (431,),
+        id="oversized-headers",
+    ),
+    pytest.param(
+        b"GET /api/search?q=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        (414,),
+        id="20KB-request-line",
+    ),
+    pytest.param(
+        b"GET /api/search?q=" + b"a" * 6_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        (414, 431),
+        id="6MB-request-line",
+    ),
+    pytest.param(
+        b"POST /api/search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: bogus\r\n\r\n",
+        (501,),
+        id="bad-transfer-encoding",
+    ),
+    pytest.param(
+        b"GET /api/search HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        (400,),
+        id="bad-content-length",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def servers(corpus_index):
+    """One server of each kind over the corpus index, shared by this module's tests."""
+    started = {workers: LiveServer(corpus_index, workers) for workers in (1, 2)}
+    yield started
+    for server in started.values():
+        server.stop()
+
+
+@pytest.mark.parametrize("workers", SERVERS)
+@pytest.mark.parametrize(("request_bytes", "statuses"), MALFORMED)
+def test_the_servers_own_errors_are_the_json_error_body(servers, workers, request_bytes, statuses):
+    status, headers, body = exchange(servers[workers].port, request_bytes)
+    assert status in statuses
+    assert headers["content-type"] == "application/json"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    error = json.loads(body)["error"]
+    assert set(error) == {"status", "message"}
+    assert error["status"] == status and error["message"]
+    assert len(body) < 500  # never an echo of what was sent
+
+
+@pytest.mark.parametrize("workers", SERVERS)
+def test_a_busy_port_is_one_line_and_exit_6(servers, workers):
+    port = servers[workers].port
+    result = cli("serve", "--index", servers[workers].index, "--port", port, "--workers", workers)
+    assert result.exit_code == 6
+    assert result.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use; "
+        "pick another with --port or SEARCHER_PORT\n"
+    )
+
+
+def test_an_unknown_address_is_one_line_and_exit_6(corpus_index):
+    result = cli("serve", "--index", corpus_index, "--host", "no.such.host.invalid")
+    assert result.exit_code == 6
+    assert result.stderr.startswith("error: cannot listen on no.such.host.invalid:8000: ")
+    assert "Traceback" not in result.stderr
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process, in clock ticks (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def workers_of(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def test_every_worker_serves_and_answers_match_one_at_a_time(generated_index, live_server_for):
+    """2 workers, 8 client threads, 400 requests: each answer equals the sequential one,
+    and both worker processes did part of the work."""
+    server = live_server_for(generated_index, workers=2)
+    workers = workers_of(server.process.pid)
+    assert sorted(workers) == sorted(server.pids)  # the processes that said they are ready
+    queries = [
+        "q=py-torch%2Bcuda",
+        "q=linux&os=ubuntu22.04",
+        "q=py-t*",
+        "q=%40%3A2",
+        "q=%25gcc%4011%3A",
+        "tag=develop&stack=root",
+        "q=root&page=3",
+        "q=cuda&sort=version",
+        "q=keras",
+        "q=+mpi",
+    ]
+
+    def answer(query: str) -> dict:
+        status, body = server.get("/api/search?" + query)
+        assert status == 200, body
+        data = json.loads(body)
+        data.pop("took_ms")
+        return data
+
+    expected = {q: answer(q) for q in queries}
+    before = {pid: cpu_ticks(pid) for pid in workers}
+    work = [queries[i % len(queries)] for i in range(400)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(answer, work))
+    assert all(result == expected[q] for q, result in zip(work, results, strict=True))
+    used = {pid: cpu_ticks(pid) - before[pid] for pid in workers}
+    assert all(ticks > 0 for ticks in used.values()), used
+
+
+@pytest.mark.parametrize("workers", SERVERS)
+def test_sigterm_stops_the_server_and_its_workers(corpus_index, workers):
+    server = LiveServer(corpus_index, workers)
+    try:
+        children = workers_of(server.process.pid)
+        # waitress answers in the process itself; gunicorn's master forks the workers.
+        assert server.pids == ([server.process.pid] if workers == 1 else server.pids)
+        assert sorted(children) == ([] if workers == 1 else sorted(server.pids))
+        assert exchange(server.port, b"GET /api/health HTTP/1.0\r\n\r\n")[0] == 200
+        server.process.terminate()
+        assert server.process.wait(timeout=30) == 0, "".join(server.stderr)
+        assert "Traceback" not in "".join(server.stderr)
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() for pid in children):
+            assert time.monotonic() < deadline, "workers outlived their server"
+            time.sleep(0.05)
+    finally:
+        server.stop()
