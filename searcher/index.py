@@ -36,12 +36,12 @@ from pathlib import Path
 import numpy as np
 from pyroaring import BitMap
 from whoosh import index as whoosh_index
-from whoosh import query as wq
 from whoosh.filedb.filestore import FileStorage
 
 from searcher.documents import Spec
 from searcher.errors import IndexUnavailable, ReindexRunning
 from searcher.facets import FacetTable, ShardPostings
+from searcher.hashes import HashIndex, save_shard_hashes
 from searcher.schema import SCHEMA_VERSION, make_schema
 
 log = logging.getLogger(__name__)
@@ -239,15 +239,15 @@ class ShardWriter:
         self._ix = whoosh_index.create_in(str(directory), make_schema())
         self._writer = self._ix.writer(limitmb=limitmb)
         self.postings = ShardPostings()
+        self._hashes: list[str] = []
         self._checkpoints: dict[int, str] = {}  # docnum -> id, to verify the numbering
         self.count = 0
 
     def add(self, spec: Spec) -> None:
         """Add one spec as one document."""
-        self._writer.add_document(
-            id=spec.id, hash=spec.hash, name=" ".join(spec.name_terms()), doc=spec.to_row()
-        )
+        self._writer.add_document(id=spec.id, doc=spec.to_row())
         self.postings.add(self.count, spec.facet_values())
+        self._hashes.append(spec.hash)
         if self.count % 10_000 == 0:
             self._checkpoints[self.count] = spec.id
         self._last_id = spec.id
@@ -274,14 +274,16 @@ class ShardWriter:
                 raise RuntimeError("Whoosh numbered documents out of insertion order")
         self._ix.close()
         self.postings.save(self.directory)
+        save_shard_hashes(self.directory, self._hashes)
 
 
 def write_generation(directory: Path, shards: list[dict], meta: dict) -> FacetTable:
-    """Merge the shards' postings (in the given order) into facets.bin/order.npy + meta."""
-    table = FacetTable.merge(
-        [ShardPostings.load(directory / SHARDS_DIR / s["dir"]) for s in shards]
-    )
+    """Merge the shards' postings and hashes (in the given order) into the generation's
+    facets.bin, order.npy, hashes.npy and hash_ranks.npy, then write its meta.json."""
+    shard_dirs = [directory / SHARDS_DIR / s["dir"] for s in shards]
+    table = FacetTable.merge([ShardPostings.load(d) for d in shard_dirs])
     table.save(directory)
+    HashIndex.merge(shard_dirs, table.order).save(directory)
     meta = {
         **meta,
         "schema_version": SCHEMA_VERSION,
@@ -343,6 +345,7 @@ class Snapshot:
             if self.meta.get("schema_version") != SCHEMA_VERSION:
                 raise ValueError("built by another version of searcher; run searcher reindex")
             self.facets = FacetTable.load(directory)
+            self.hashes = HashIndex.load(directory, self.facets.doc_count)
             offset = 0
             for shard in self.meta["shards"]:
                 self._shards.append(_Shard(directory / SHARDS_DIR / shard["dir"], offset))
@@ -375,21 +378,11 @@ class Snapshot:
 
     def match_hash_prefix(self, prefix: str) -> BitMap:
         """Documents (ranks) whose hash starts with prefix."""
-        found = BitMap()
-        with self.lock:
-            for shard in self._shards:
-                found.update(
-                    self._ranks(shard, shard.searcher.docs_for_query(wq.Prefix("hash", prefix)))
-                )
-        return found
+        return self.hashes.with_prefix(prefix)
 
     def ranks_for_hash(self, hash_: str) -> list[int]:
         """Every document (one per tag) listing this exact hash."""
-        found = []
-        with self.lock:
-            for shard in self._shards:
-                found += self._ranks(shard, shard.searcher.docs_for_query(wq.Term("hash", hash_)))
-        return sorted(found)
+        return self.hashes.exactly(hash_)
 
     def rank_for_id(self, doc_id: str) -> int | None:
         """The rank of ``<tag>/<hash>``, or None."""
