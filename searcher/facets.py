@@ -10,7 +10,8 @@ ranks, so:
   all bitmaps, combined with C-speed set operations;
 - counting a facet is an intersection cardinality per value, visited in order of the value's
   overall size so that the exact top values are found without visiting most of the tail
-  (or one ``bincount`` over a value column, for small hit sets of single-valued facets).
+  (or one ``bincount`` over the hits' values read from a column, for small hit sets:
+  searcher/columns.py).
 
 Free-text terms are derived from facet values (``documents.word_terms``), at the vocabulary
 level: a term's documents are the union of the documents of the values it appears in.
@@ -35,19 +36,20 @@ from pathlib import Path
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
+from searcher.columns import Column
 from searcher.documents import normalize_compiler, word_terms
 from searcher.schema import FACETS
 from searcher.versions import version_key
 
-FORMAT = "searcher-facets/2"
+FORMAT = "searcher-facets/3"
 FACETS_FILE = "facets.bin"
 ORDER_FILE = "order.npy"
 SHARD_POSTINGS_FILE = "postings.bin"
 # Display order: these facets, in this order, then position in the listing.
 _ORDER = ("package", "version", "tag", "os", "target", "compiler")
 _HEADER = struct.Struct("<Q")
-# Single-valued facets of hit sets up to this share of the index (50k specs of 1M) are
-# counted with one bincount over the hits; larger sets by intersecting the largest values.
+# Hit sets up to this share of the index (50k specs of 1M) are counted with one bincount
+# over their values (columns.py); larger sets by intersecting the largest values.
 _BINCOUNT_SHARE = 20
 _TERM_CACHE = 512
 
@@ -113,6 +115,7 @@ class FacetTable:
         values: dict[str, list[str]],
         bitmaps: dict[str, list[FrozenBitMap]],
         order: np.ndarray,
+        columns: dict[str, Column],
     ):
         self.values = values
         self.bitmaps = bitmaps
@@ -135,13 +138,7 @@ class FacetTable:
             )
             for name in values
         }
-        self._columns: dict[str, np.ndarray] = {}
-        for facet in FACETS:
-            if not facet.multi:
-                column = np.full(self.doc_count, -1, dtype=np.int32)
-                for i, bitmap in enumerate(bitmaps[facet.name]):
-                    column[_ids(bitmap)] = i
-                self._columns[facet.name] = column
+        self._columns = columns
         self._terms = _TermIndex(values)
         # Position of each value in the order sort=version / sort=tag lists them.
         self._sort_position = {
@@ -176,13 +173,16 @@ class FacetTable:
             name: [FrozenBitMap(np.sort(rank_of[ids]).astype(np.uint32)) for ids in per_value]
             for name, per_value in global_ids.items()
         }
-        return cls(values, bitmaps, order.astype(np.int64))
+        columns = {f.name: Column.build(bitmaps[f.name], total, f.multi) for f in FACETS}
+        return cls(values, bitmaps, order.astype(np.int64), columns)
 
     def save(self, directory: Path) -> None:
-        """Write facets.bin (JSON header, serialized bitmaps) and order.npy."""
+        """Write facets.bin (JSON header, serialized bitmaps), order.npy and the columns."""
         header = {"format": FORMAT, "doc_count": self.doc_count}
         _write_facet_file(directory / FACETS_FILE, header, self.values, self.bitmaps)
         np.save(directory / ORDER_FILE, self.order, allow_pickle=False)
+        for name, column in self._columns.items():
+            column.save(directory, name)
 
     @classmethod
     def load(cls, directory: Path) -> FacetTable:
@@ -191,7 +191,8 @@ class FacetTable:
         if header.get("format") != FORMAT:
             raise ValueError(f"{directory / FACETS_FILE}: unknown format {header.get('format')}")
         order = np.load(directory / ORDER_FILE, allow_pickle=False)
-        return cls(values, bitmaps, order)
+        columns = {f.name: Column.load(directory, f.name, f.multi, len(order)) for f in FACETS}
+        return cls(values, bitmaps, order, columns)
 
     # -- document sets ----------------------------------------------------------------------
 
@@ -253,7 +254,7 @@ class FacetTable:
         if start >= len(docs):
             return []
         ranks = _ids(docs)
-        keys = self._sort_position[facet][self._columns[facet][ranks]] * self.doc_count + ranks
+        keys = self._sort_position[facet][self._columns[facet].of(ranks)] * self.doc_count + ranks
         stop = min(stop, len(keys))
         nearest = (
             np.argpartition(keys, stop - 1)[:stop] if stop < len(keys) else np.arange(len(keys))
@@ -304,13 +305,14 @@ class FacetTable:
         """The `size` values held by most of docs (count desc, then value), + selected ones."""
         values, sizes = self.values[facet], self._sizes[facet]
         chosen = set(selected)
-        if len(docs) == self.doc_count:
+        if not docs:
+            counted = []
+        elif len(docs) == self.doc_count:
             counted = [(values[i], int(sizes[i])) for i in self._by_size[facet][:size]]
-        elif facet in self._columns and len(docs) <= self.doc_count // _BINCOUNT_SHARE:
-            tally = np.bincount(self._columns[facet][_ids(docs)], minlength=len(values))
-            nonzero = np.flatnonzero(tally)
-            best = sorted((-int(tally[i]), values[i]) for i in nonzero)[:size]
-            counted = [(v, -c) for c, v in best]
+        elif len(docs) <= self.doc_count // _BINCOUNT_SHARE:
+            counted = _top_of_tally(
+                self._columns[facet].tally(_ids(docs), len(values)), values, size
+            )
         else:
             counted = self._top_by_intersection(facet, docs, size)
         rows = [FacetCount(v, c, v in chosen) for v, c in counted if c]
@@ -383,6 +385,19 @@ def _starting(vocabulary: list[str], prefix: str) -> list[str]:
     start = bisect.bisect_left(vocabulary, prefix)
     end = bisect.bisect_left(vocabulary, prefix + "\U0010ffff")
     return vocabulary[start:end]
+
+
+def _top_of_tally(tally: np.ndarray, values: list[str], size: int) -> list[tuple[str, int]]:
+    """The `size` values with the highest counts (ties by value), from counts by index."""
+    held = np.flatnonzero(tally)
+    if len(held) > size:
+        # Only values counted at least as often as the size-th best can be in the top:
+        # sort those (all of them, ties included) rather than every value held.
+        counts = tally[held]
+        kth = np.partition(counts, len(counts) - size)[len(counts) - size]
+        held = held[counts >= kth]
+    best = sorted((-int(tally[i]), values[i]) for i in held)[:size]
+    return [(v, -c) for c, v in best]
 
 
 def _ids(bitmap: BitMap | FrozenBitMap) -> np.ndarray:

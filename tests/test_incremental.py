@@ -196,13 +196,17 @@ def test_fast_facet_counts_equal_a_tally_of_every_hit(generated_index, query):
         assert shown[: len(top)] == top, facet
 
 
-def test_top_values_break_ties_by_name_even_when_the_walk_could_stop(tmp_path):
+@pytest.mark.parametrize("others", [pytest.param(0, id="walk"), pytest.param(500, id="column")])
+def test_top_values_break_ties_by_name_even_when_the_walk_could_stop(tmp_path, others):
     """aos (5 specs, all +x) ties yos (8 specs, 5 of them +x) at 5: aos must win by name.
 
     Values are visited biggest first, and the walk may stop only at a value held by fewer
-    documents than the current last place: stopping at an equal one would lose aos.
+    documents than the current last place: stopping at an equal one would lose aos. With
+    500 other specs (~y) the 20 hits are under a twentieth of the index: they are counted
+    from the value columns instead, and the tie must break the same way.
     """
     specs = [("big", "+x")] * 10 + [("yos", "+x")] * 5 + [("yos", "~x")] * 3 + [("aos", "+x")] * 5
+    specs += [("zos", "~y")] * others
     details = [
         {
             "hash": f"{i:032d}".replace("0", "a"),

@@ -87,6 +87,35 @@ def test_a_damaged_current_is_a_503_then_repaired_by_reindex(index, corpus, dama
     assert client.get("/api/health").status_code == 200  # the same app: no restart
 
 
+ARRAYS = ["hashes.npy", "hash_ranks.npy", "column-os.npy", "column-variant.npy"]
+ARRAYS += ["column-variant-offsets.npy"]
+
+
+@pytest.mark.parametrize("name", ARRAYS)
+@pytest.mark.parametrize("damage", ["missing", "too short", "not an array"])
+def test_a_damaged_array_of_a_generation_is_a_503_naming_it_and_reindex_full_repairs_it(
+    index, corpus, client_for, name, damage
+):
+    generation = index / (index / "CURRENT").read_text().strip()
+    path = generation / name
+    if damage == "missing":
+        path.unlink()
+    elif damage == "too short":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        path.write_bytes(b"\x93NUMPY garbage")
+    response = client_for(index).get("/api/search?q=keras")
+    assert response.status_code == 503
+    message = response.get_json()["error"]["message"]
+    assert message.startswith(f"cannot open index generation {generation}: ")
+    assert "Traceback" not in message
+    search = cli("search", "keras", "--index", index)
+    assert search.exit_code == 4 and search.stderr.startswith("error: cannot open index")
+
+    assert cli("reindex", "--full", "--source", corpus, "--index", index).exit_code == 0
+    assert client_for(index).get("/api/search?q=keras").get_json()["total"] > 0
+
+
 def test_a_reindex_that_indexes_nothing_never_deletes_a_generation(index, tmp_path, client_for):
     generations = sorted(p.name for p in index.glob("gen-*"))
     damage_with_garbage(index)
