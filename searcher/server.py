@@ -36,6 +36,11 @@ MAX_REQUEST_HEAD = 64 * 1024
 # is still sending (this long at most) before closing: closing a socket with unread input
 # sends a reset, which can make the client lose the answer.
 LINGER_SECONDS = 2.0
+# Requests answered on one kept-alive connection before it is closed (as nginx's
+# keepalive_requests), so connections spread over the workers again (_limit_keepalive):
+# with 100, the busiest of 2 workers did up to 63% of the work under 16 clients; with 20,
+# 52-53% (bench/bench_serve.py, 1M specs). A reconnection on loopback costs ~0.1 ms.
+KEEPALIVE_REQUESTS = 20
 LINGER_BYTES = 64 * 2**20
 
 
@@ -223,6 +228,7 @@ def _serve_gunicorn(
         "limit_request_field_size": MAX_HEADER_FIELD_SIZE,
         "graceful_timeout": 10,
         "keepalive": 5,
+        "pre_request": _limit_keepalive,
         "loglevel": "warning",
         "proc_name": "searcher",
     }
@@ -238,6 +244,18 @@ def _serve_gunicorn(
 
     os.set_inheritable(sock.fileno(), True)
     Application().run()
+
+
+def _limit_keepalive(worker, req) -> None:
+    """Close a connection after KEEPALIVE_REQUESTS requests (Connection: close).
+
+    gunicorn's workers share one listening socket, and a kept-alive connection stays
+    with the worker that accepted it: a client's connections opened at once can all land
+    on one worker while the other idles. A connection that is closed now and then is
+    opened again, and accepted by whichever worker gets to it first, the less busy one.
+    """
+    if req.req_number >= KEEPALIVE_REQUESTS:
+        req.must_close = True
 
 
 def _json_error_worker():

@@ -18,24 +18,30 @@ SERVERS = [pytest.param(1, id="waitress"), pytest.param(2, id="gunicorn-2-worker
 
 
 def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send raw bytes, read the answer to its end: (status, headers, body)."""
+    """Send raw bytes on a new connection, read the answer to its end."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request)
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = sock.recv(65536)
-            assert chunk, f"connection closed before an answer: {received[:200]!r}"
-            received += chunk
-        head, _, body = received.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(": ")
-            headers[name.lower()] = value
-        while len(body) < int(headers["content-length"]):
-            chunk = sock.recv(65536)
-            assert chunk, "connection closed in the middle of the body"
-            body += chunk
+        return read_answer(sock)
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP answer from a connection: (status, headers, body)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(1)  # byte by byte: nothing of a next answer is consumed
+        assert chunk, f"connection closed before an answer: {received[:200]!r}"
+        received += chunk
+    head = received[:-4]
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(": ")
+        headers[name.lower()] = value
+    body = b""
+    while len(body) < int(headers["content-length"]):
+        chunk = sock.recv(int(headers["content-length"]) - len(body))
+        assert chunk, "connection closed in the middle of the body"
+        body += chunk
     return int(lines[0].split()[1]), headers, body
 
 
@@ -92,6 +98,25 @@ def test_the_servers_own_errors_are_the_json_error_body(servers, workers, reques
     assert set(error) == {"status", "message"}
     assert error["status"] == status and error["message"]
     assert len(body) < 500  # never an echo of what was sent
+
+
+@pytest.mark.parametrize("workers", SERVERS)
+def test_gunicorn_closes_a_kept_alive_connection_after_20_answers(servers, workers):
+    """Workers share the listening socket and a connection stays with the worker that
+    accepted it: closing it after 20 answers lets it move to the less busy one (README,
+    Serving). waitress, one process, has nothing to balance and keeps it open."""
+    with socket.create_connection(("127.0.0.1", servers[workers].port), timeout=10) as sock:
+        closing = []
+        for _ in range(20 if workers > 1 else 30):
+            sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, _ = read_answer(sock)
+            assert status == 200
+            closing.append(headers.get("connection", "").lower() == "close")
+        if workers > 1:
+            assert closing == [False] * 19 + [True]
+            assert sock.recv(1) == b""  # and it did close
+        else:
+            assert not any(closing)
 
 
 @pytest.mark.parametrize("workers", SERVERS)
