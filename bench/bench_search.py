@@ -26,20 +26,13 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import yaml
+from common import OURS_ONLY, ROOT, percentile, query_mix, searcher_command
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from searcher.app import create_app  # noqa: E402
-from searcher.documents import word_terms  # noqa: E402
-from searcher.generate import generate  # noqa: E402
-from searcher.schema import FACETS  # noqa: E402
-from searcher.sources import PageFile, find_pages, iter_pages  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+from searcher.app import create_app
+from searcher.documents import word_terms
+from searcher.generate import generate
+from searcher.schema import FACETS
+from searcher.sources import PageFile, find_pages, iter_pages
 
 
 def timed(fn, repeat: int, warmup: int = 2) -> list[float]:
@@ -117,37 +110,11 @@ def bench_reindex(source: Path, index: Path) -> dict:
 # -- query mix ----------------------------------------------------------------------------
 
 
-# Classes only searcher understands (spec syntax): the baselines skip them.
-OURS_ONLY = ("spec syntax", "did-you-mean (no hits)")
-
-
-def query_mix(client) -> list[tuple[str, list[tuple[str, str]]]]:
-    """The query classes of the benchmark, as /api/search parameters."""
-    some = client.get("/api/search?q=py-torch&per_page=1").get_json()["hits"][0]
-    return [
-        ("match-all", []),
-        ("1 facet value", [("tag", "develop")]),
-        (
-            "4 facet values (2 of os)",
-            [("tag", "develop"), ("os", "ubuntu22.04"), ("os", "ubuntu24.04"), ("stack", "root")],
-        ),
-        ("package term", [("q", "py-torch")]),
-        ("prefix", [("q", "py-t*")]),
-        ("hash prefix", [("q", some["hash"][:7])]),
-        ("broad term (linux)", [("q", "linux")]),
-        # Words that are not package names (a package name is a spec: only that package).
-        ("text + filters", [("q", "e4s"), ("os", "ubuntu22.04"), ("target", "x86_64_v3")]),
-        ("page 50 of broad", [("q", "build_system"), ("page", "50")]),
-        ("spec syntax", [("q", "py-torch@2.5:+cuda%gcc@11: arch=linux-ubuntu22.04-x86_64_v3")]),
-        ("did-you-mean (no hits)", [("q", "py-trch")]),
-    ]
-
-
 def bench_ours(index: Path, repeat: int) -> tuple[dict, dict]:
     app = create_app({"INDEX_DIR": str(index)})
     client = app.test_client()
     rows, totals = {}, {}
-    for name, params in query_mix(client):
+    for name, params in query_mix(lambda url: client.get(url).get_json()):
         url = "/api/search?" + urlencode(params)
 
         def run(url=url):
@@ -390,18 +357,19 @@ def bench_incremental(source: Path, index: Path, new_specs: int) -> None:
 
 
 def bench_server(index: Path, mix) -> dict:
-    """RSS of a real `searcher serve` after answering the query mix over HTTP."""
+    """RSS of a real `searcher serve --workers 1` after answering the query mix over HTTP."""
     import socket
     import urllib.request
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "searcher", "serve", "--index", str(index), "--port", str(port)],
-        cwd=ROOT,
+    # One process (waitress): its RSS is the whole server's. bench_serve.py measures
+    # pre-forked workers, their total RSS and PSS.
+    server = searcher_command(
+        "serve", "--index", str(index), "--port", str(port), "--workers", "1",
         stderr=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(600):
@@ -483,12 +451,14 @@ def run(args, tags: int, workdir: Path) -> None:
 
     ours, our_totals = bench_ours(workdir / "index", args.repeat)
     app = create_app({"INDEX_DIR": str(workdir / "index")})
-    mix = query_mix(app.test_client())
+    client = app.test_client()
+    mix = query_mix(lambda url: client.get(url).get_json())
     app.extensions["searcher.index"].close()
     served = bench_server(workdir / "index", mix)
     print(
-        f"serve: RSS {served['rss_mb']:,.0f} MB (peak {served['peak_rss_mb']:,.0f} MB) after "
-        f"the query mix over HTTP; HTTP median {served['http_median_ms']:.1f} ms"
+        f"serve (one process): RSS {served['rss_mb']:,.0f} MB "
+        f"(peak {served['peak_rss_mb']:,.0f} MB) after the query mix over HTTP; "
+        f"HTTP median {served['http_median_ms']:.1f} ms"
     )
 
     bench_incremental(source, workdir / "index", args.new_tag_specs)
