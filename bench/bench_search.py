@@ -368,15 +368,20 @@ def bench_server(index: Path, mix) -> dict:
     # pre-forked workers, their total RSS and PSS.
     server = searcher_command(
         "serve", "--index", str(index), "--port", str(port), "--workers", "1",
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
+        deadline = time.monotonic() + 120
+        while True:
             try:
                 urllib.request.urlopen(url + "/api/health", timeout=5).close()
                 break
             except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    stderr = server.stderr.read()
+                    raise RuntimeError(f"searcher serve did not start: {stderr}") from None
                 time.sleep(0.1)
         latencies = []
         for _ in range(3):
