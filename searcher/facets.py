@@ -39,7 +39,7 @@ from pyroaring import BitMap, FrozenBitMap
 from searcher.columns import Column
 from searcher.documents import normalize_compiler, word_terms
 from searcher.schema import FACETS
-from searcher.versions import version_key
+from searcher.versions import parse_version
 
 FORMAT = "searcher-facets/3"
 FACETS_FILE = "facets.bin"
@@ -424,7 +424,7 @@ def _value_order(facet: str, names: list[str]) -> list[int]:
     """Value indexes in the order a facet sorts: versions newest first (Spack's order);
     tags develop first, then newest first (dated snapshots, releases); others by name."""
     if facet == "version":
-        return sorted(range(len(names)), key=lambda i: version_key(names[i]), reverse=True)
+        return sorted(range(len(names)), key=lambda i: parse_version(names[i]), reverse=True)
     if facet == "tag":
         order = sorted(range(len(names)), key=lambda i: names[i], reverse=True)
         order.sort(key=lambda i: names[i] != "develop")

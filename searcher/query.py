@@ -41,7 +41,8 @@ ARCH_KEYS = ("arch", "platform", "os", "target")
 
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 _NAME_RE = re.compile(rf"{_NAME}\*?")
-_VERSION_CHARS = re.compile(r"[=A-Za-z0-9_.:,-]*")
+# A version list, with spaces around its commas allowed as in Spack (@4.3, 4.6).
+_VERSION_CHARS = re.compile(r"[=A-Za-z0-9_.:-]*(?:\s*,\s*[=A-Za-z0-9_.:-]*)*")
 _HASH_CHARS = re.compile(r"^[a-z0-9]+$")
 _FIELD = re.compile(rf"^({_NAME}):(?!=)(.*)$", re.S)
 _KEY_VALUE = re.compile(rf"^({_NAME})(:?=)(.*)$", re.S)
@@ -203,7 +204,7 @@ def _chunks(text: str):
             i += 1
             continue
         start, parts, quoted = i, [], False
-        while i < n and not text[i].isspace():
+        while i < n and (not text[i].isspace() or _in_version_list(text, start, i)):
             if text[i] == '"':
                 close = text.find('"', i + 1)
                 if close < 0:
@@ -215,6 +216,15 @@ def _chunks(text: str):
                 parts.append(text[i])
                 i += 1
         yield "".join(parts), start, quoted
+
+
+def _in_version_list(text: str, start: int, i: int) -> bool:
+    """Whether the space at i sits by a comma of a version list (@4.3, 4.6): Spack reads
+    the list across it, so the chunk goes on."""
+    before, after = text[start:i].rstrip(), text[i:].lstrip()
+    last = max(before.rfind(c) for c in "@%+~/=")
+    in_versions = last >= 0 and before[last] == "@"
+    return in_versions and (before.endswith(",") or after.startswith(","))
 
 
 def _words_of(chunk: str):

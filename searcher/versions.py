@@ -7,8 +7,10 @@ stable < trunk < head < master < main < develop. A trailing alpha/beta/rc (with 
 optional number) marks a prerelease, below the release itself: 1.0rc1 < 1.0 < 1.0.1.
 
 Matching (as ``@`` in a spec): ``@1.2`` is the range 1.2:1.2, which holds 1.2 and every
-1.2.x; ``@=1.2`` holds exactly 1.2; ``@1.2:1.4`` holds 1.2 up to and including 1.4.x;
-``@:3`` and ``@4.2:`` are open; ``@1.2,1.5:`` is a list (any of).
+version below 1.3 (1.2.x, 1.2a); ``@=1.2`` holds exactly 1.2; ``@1.2:1.4`` holds 1.2 up
+to, not including, 1.5 (Spack's ranges are [lo, the version after hi));
+``@:3`` and ``@4.2:`` are open; ``@1.2,1.5:`` (or ``@1.2, 1.5:``) is a list (any of). A
+git version assigned a version (``git.<ref>=1.2``) lies in the ranges its version does.
 """
 
 from __future__ import annotations
@@ -27,20 +29,50 @@ Component = tuple[int, int | str]
 
 @dataclass(frozen=True, order=True)
 class Version:
-    """A concrete version; compares in Spack's order."""
+    """A concrete version; compares in Spack's order.
+
+    A git version (`git.<ref>=<version>`, `<40-hex sha>=<version>`) compares as the
+    version it is assigned, just after that version itself (then by ref); one with no
+    version assigned (`git.<ref>`) after every other version.
+    """
 
     release: tuple[Component, ...]
     prerelease: tuple[int, ...] = (_FINAL,)
+    git_ref: str = ""  # the ref of a git version, "" for any other
 
     @property
     def is_final(self) -> bool:
         """Not an alpha, beta or rc."""
         return self.prerelease == (_FINAL,)
 
+    @property
+    def is_unassigned_git(self) -> bool:
+        """A git ref with no Spack version assigned: it stands for no range of versions."""
+        return self.release[:1] == ((_UNASSIGNED, 0),)
+
+
+_GIT_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_UNASSIGNED = 3  # above numbers (1) and infinity words (2)
+
 
 @lru_cache(maxsize=65536)
 def parse_version(text: str) -> Version:
-    """The Version of a string such as '1.2.3', '2.26-t9b_atlas', '1.0rc1' or 'develop'."""
+    """The Version of a string such as '1.2.3', '2.26-t9b_atlas', '1.0rc1', 'develop',
+    'git.v2.1=2.1' or '<sha>=develop'."""
+    ref, _, assigned = text[4:].partition("=") if text.startswith("git.") else ("", "", "")
+    if not ref:
+        sha, sep, rest = text.partition("=")
+        if _GIT_SHA.fullmatch(sha):
+            ref, assigned = sha, rest if sep else ""
+    if ref:
+        if not assigned:
+            return Version(((_UNASSIGNED, 0),), (_FINAL,), ref)
+        standard = _parse_standard(assigned)
+        return Version(standard.release, standard.prerelease, ref)
+    return _parse_standard(text)
+
+
+def _parse_standard(text: str) -> Version:
     segments = [(num, word) for num, word in _SEGMENT.findall(text)]
     prerelease: tuple[int, ...] = (_FINAL,)
     if len(segments) >= 3 and segments[-2][1] in _PRERELEASE and segments[-1][0]:
@@ -60,11 +92,6 @@ def parse_version(text: str) -> Version:
     return Version(tuple(release), prerelease)
 
 
-def version_key(text: str) -> Version:
-    """Sort key of a version string (newest last)."""
-    return parse_version(text)
-
-
 @dataclass(frozen=True)
 class VersionRange:
     """lo:hi (either end open when None); exact when written @=."""
@@ -74,15 +101,16 @@ class VersionRange:
     exact: bool = False
 
     def __contains__(self, version: Version) -> bool:
+        if version.is_unassigned_git:
+            return self.lo is None and self.hi is None and not self.exact
         if self.exact:
+            # @=1.2 is that standard version: not a git ref assigned 1.2, as in Spack.
             return version == self.lo
         if self.lo is not None and version < self.lo:
             return False
-        if self.hi is None or version <= self.hi:
-            return True
-        # The upper end holds every version it is a prefix of: :1.4 holds 1.4.2.
-        n = len(self.hi.release)
-        return self.hi.is_final and version.release[:n] == self.hi.release
+        # As in Spack, lo:hi is [lo, the version after hi): :1.4 holds 1.4.2 (and 1.5rc1),
+        # :1.4rc1 holds 1.4rc1 but not 1.4rc2.
+        return self.hi is None or version < _successor(self.hi)
 
 
 @dataclass(frozen=True)
@@ -95,6 +123,21 @@ class VersionList:
         """Whether a version string lies in any of the ranges."""
         version = parse_version(text)
         return any(version in r for r in self.ranges)
+
+
+def _successor(version: Version) -> Version:
+    """The version Spack puts right after the versions `version` stands for in a range
+    (spack.version's next version): its last number or word, or its prerelease number,
+    one up."""
+    if not version.is_final:
+        kind, *number = version.prerelease
+        return Version(version.release, (kind, number[0] + 1 if number else 0))
+    if not version.release:
+        return Version(((0, "A"),))
+    *head, (kind, last) = version.release
+    if isinstance(last, int):  # a number, or an infinity word's rank
+        return Version((*head, (kind, last + 1)))
+    return Version((*head, (kind, last[:-1] + chr(ord(last[-1]) + 1))))
 
 
 class VersionSyntaxError(ValueError):
@@ -113,7 +156,8 @@ def parse_version_list(text: str) -> VersionList:
     ranges = []
     offset = 0
     for part in text.split(","):
-        ranges.append(_parse_range(part, offset))
+        stripped = part.strip()  # spaces around commas are allowed, as in Spack
+        ranges.append(_parse_range(stripped, offset + len(part) - len(part.lstrip())))
         offset += len(part) + 1
     return VersionList(tuple(ranges))
 

@@ -7,13 +7,13 @@ goes through the code under test.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
 from pathlib import Path
 
 FACETS = ("tag", "package", "version", "compiler", "os", "platform", "target", "stack", "variant")
-INFINITY = ("develop", "main", "master", "head", "trunk", "stable")
 
 
 def read_listing(root: Path) -> list[dict]:
@@ -91,17 +91,97 @@ def facet_rows(specs: list[dict], filters: dict[str, list[str]], size: int = 20)
     return rows
 
 
-def version_key(version: str) -> tuple:
-    """Spack-like: numbers compare as numbers, develop and friends above all."""
-    key = []
-    for part in re.findall(r"\d+|[A-Za-z]+", version):
-        if part.isdigit():
-            key.append((1, int(part), ""))
-        elif part.lower() in INFINITY:
-            key.append((2, -INFINITY.index(part.lower()), ""))
-        else:
-            key.append((0, 0, part.lower()))
-    return tuple(key)
+# -- Spack's version order, from its documented rules ("Version comparison") -------------
+#
+# Written as a pairwise comparison, not a sort key, so it shares no code or shape with
+# searcher/versions.py; tests/test_versions.py checks it against literal tables.
+
+INFINITY_ASCENDING = ("stable", "trunk", "head", "master", "main", "develop")
+PRERELEASES = ("alpha", "beta", "rc")
+GIT_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+def _git(version: str) -> tuple[str, str | None] | None:
+    """(ref, assigned version or None) of a git version; None for any other version."""
+    if version.startswith("git."):
+        ref, sep, assigned = version[4:].partition("=")
+        return ref, assigned if sep else None
+    sha, sep, assigned = version.partition("=")
+    if GIT_SHA.fullmatch(sha):
+        return sha, assigned if sep else None
+    return None
+
+
+def _release_and_prerelease(version: str) -> tuple[list[str], list[str]]:
+    parts = re.findall(r"[0-9]+|[A-Za-z]+", version)
+    if len(parts) >= 3 and parts[-2] in PRERELEASES and parts[-1].isdigit():
+        return parts[:-2], parts[-2:]
+    if len(parts) >= 2 and parts[-1] in PRERELEASES:
+        return parts[:-1], parts[-1:]
+    return parts, []
+
+
+def _compare_parts(a: str, b: str) -> int:
+    """One release component with another: infinity words above numbers above words."""
+    if a == b:
+        return 0
+    a_inf, b_inf = a in INFINITY_ASCENDING, b in INFINITY_ASCENDING
+    if a_inf or b_inf:
+        if a_inf and b_inf:
+            return -1 if INFINITY_ASCENDING.index(a) < INFINITY_ASCENDING.index(b) else 1
+        return 1 if a_inf else -1
+    if a.isdigit() and b.isdigit():  # as numbers: 02 is 2
+        return (int(a) > int(b)) - (int(a) < int(b))
+    if a.isdigit() or b.isdigit():
+        return 1 if a.isdigit() else -1
+    return -1 if a < b else 1
+
+
+def _compare_standard(a: str, b: str) -> int:
+    (ra, pa), (rb, pb) = _release_and_prerelease(a), _release_and_prerelease(b)
+    for x, y in zip(ra, rb, strict=False):
+        if order := _compare_parts(x, y):
+            return order
+    if len(ra) != len(rb):
+        return -1 if len(ra) < len(rb) else 1
+    # A release is above its own alpha, beta and rc.
+    if not pa and not pb:
+        return 0
+    if not pa or not pb:
+        return 1 if not pa else -1
+    if pa[0] != pb[0]:
+        return -1 if PRERELEASES.index(pa[0]) < PRERELEASES.index(pb[0]) else 1
+    na, nb = (int(p[1]) if len(p) > 1 else -1 for p in (pa, pb))  # rc < rc0 < rc1
+    return (na > nb) - (na < nb)
+
+
+def compare_versions(a: str, b: str) -> int:
+    """-1, 0 or 1 as a is below, equal to or above b in Spack's order.
+
+    A git version compares as the version it is assigned, right after that version itself
+    (two git versions of one assigned version by ref); one with none assigned above all.
+    """
+    ga, gb = _git(a), _git(b)
+    a_unassigned, b_unassigned = bool(ga and ga[1] is None), bool(gb and gb[1] is None)
+    if a_unassigned and b_unassigned:
+        return _sign(ga[0], gb[0])
+    if a_unassigned or b_unassigned:
+        return 1 if a_unassigned else -1
+    order = _compare_standard(ga[1] if ga else a, gb[1] if gb else b)
+    if order:
+        return order
+    if ga and gb:
+        return _sign(ga[0], gb[0])
+    if ga or gb:
+        return 1 if ga else -1
+    return 0
+
+
+def _sign(a: str, b: str) -> int:
+    return (a > b) - (a < b)
+
+
+version_key = functools.cmp_to_key(compare_versions)
 
 
 def display_order(specs: list[dict]) -> list[dict]:
@@ -117,3 +197,37 @@ def display_order(specs: list[dict]) -> list[dict]:
     indexed.sort(key=lambda p: version_key(p[1]["versions"][0]), reverse=True)
     indexed.sort(key=lambda p: p[1]["package"])
     return [s for _, s in indexed]
+
+
+def next_version(version: str) -> str:
+    """The version Spack puts right after `version` in a range (lo:hi is [lo, this)).
+
+    Its prerelease number one up (rc -> rc0), else its last number one up, else its last
+    word's last letter one up. Not defined after an infinity word.
+    """
+    release, pre = _release_and_prerelease(version)
+    if pre:
+        return ".".join([*release, pre[0] + str(int(pre[1]) + 1 if len(pre) > 1 else 0)])
+    last = release[-1]
+    if last in INFINITY_ASCENDING:
+        raise ValueError(f"no version string follows {version!r}")
+    release[-1] = str(int(last) + 1) if last.isdigit() else last[:-1] + chr(ord(last[-1]) + 1)
+    return ".".join(release)
+
+
+def in_spack_range(version: str, lo: str | None, hi: str | None) -> bool:
+    """Whether `version` lies in Spack's range lo:hi (None: that end open)."""
+    git = _git(version)
+    if git and git[1] is None:  # a git ref with no version stands for no range
+        return lo is None and hi is None
+    if lo is not None and compare_versions(version, lo) < 0:
+        return False
+    if hi is None:
+        return True
+    hi_release, hi_pre = _release_and_prerelease(hi)
+    if not hi_pre and hi_release[-1] in INFINITY_ASCENDING:
+        # Nothing spells the version after develop: what lies below it is develop
+        # itself, its extensions (develop.1) and everything below develop.
+        release = _release_and_prerelease(git[1] if git else version)[0]
+        return compare_versions(version, hi) <= 0 or release[: len(hi_release)] == hi_release
+    return compare_versions(version, next_version(hi)) < 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlencode
 
 import pytest
@@ -11,40 +10,12 @@ from hypothesis import strategies as st
 
 from searcher.errors import QueryError
 from searcher.query import parse
-from searcher.versions import parse_version_list
-
-# -- a reference for Spack's version order, written from Spack's documentation ------------------
-
-INFINITY = ["stable", "trunk", "head", "master", "main", "develop"]
-PRE = ["alpha", "beta", "rc"]
-
-
-def ref_version(text: str) -> tuple:
-    parts = re.findall(r"\d+|[a-zA-Z]+", text)
-    pre: tuple = (3,)
-    if len(parts) >= 3 and parts[-2] in PRE and parts[-1].isdigit():
-        pre, parts = (PRE.index(parts[-2]), int(parts[-1])), parts[:-2]
-    elif len(parts) >= 2 and parts[-1] in PRE:
-        pre, parts = (PRE.index(parts[-1]),), parts[:-1]
-    release = tuple(
-        (1, int(p)) if p.isdigit() else (2, INFINITY.index(p)) if p in INFINITY else (0, p)
-        for p in parts
-    )
-    return release, pre
-
-
-def at_least(v: str, lo: str) -> bool:
-    return ref_version(v) >= ref_version(lo)
-
-
-def at_most(v: str, hi: str) -> bool:
-    """v <= hi, where hi also holds every version it is a prefix of (:1.4 holds 1.4.2)."""
-    rv, rh = ref_version(v), ref_version(hi)
-    return rv <= rh or (rh[1] == (3,) and rv[0][: len(rh[0])] == rh[0])
+from tests import reference
 
 
 def between(v: str, lo: str | None, hi: str | None) -> bool:
-    return (lo is None or at_least(v, lo)) and (hi is None or at_most(v, hi))
+    """Whether v lies in Spack's range lo:hi (tests/reference.py, from Spack's rules)."""
+    return reference.in_spack_range(v, lo, hi)
 
 
 def version(s):
@@ -219,12 +190,6 @@ def every_id(client, q: str) -> list[str]:
         page += 1
 
 
-def test_the_table_is_large_and_mostly_finds_something(corpus_specs):
-    assert len(CASES) >= 60
-    found = [q for q, match in CASES if any(match(s) for s in corpus_specs)]
-    assert len(found) >= len(CASES) - 3
-
-
 @pytest.mark.parametrize(("query", "match"), CASES, ids=[q for q, _ in CASES])
 def test_query_finds_exactly_what_the_reference_matcher_finds(client, corpus_specs, query, match):
     expected = sorted(f"{s['tag']}/{s['hash']}" for s in corpus_specs if match(s))
@@ -284,7 +249,7 @@ def test_sort_orders_results(client, corpus_specs, sort):
     body = client.get(f"/api/search?q=&sort={sort}&per_page=100").get_json()
     hits = body["hits"]
     if sort == "version":
-        keys = [ref_version(h["version"]) for h in hits]
+        keys = [reference.version_key(h["version"]) for h in hits]
         assert keys == sorted(keys, reverse=True)
     elif sort == "tag":
         keys = [(h["tag"] != "develop", [-ord(c) for c in h["tag"]]) for h in hits]
@@ -337,22 +302,3 @@ def test_the_parser_raises_nothing_but_query_errors(text, packages):
         parse(text, packages.__contains__)
     except QueryError as exc:
         assert exc.position is not None and 0 <= exc.position <= len(text)
-
-
-VERSION = st.lists(
-    st.one_of(
-        st.integers(0, 12).map(str),
-        st.sampled_from(["a", "b", "rc", "beta", "develop", "main", "x"]),
-    ),
-    min_size=1,
-    max_size=4,
-).map(".".join)
-
-
-@settings(max_examples=1000, deadline=None)
-@given(lo=VERSION, hi=VERSION, v=VERSION)
-def test_a_range_holds_exactly_the_versions_between_its_ends(lo, hi, v):
-    """@lo:hi holds v iff lo <= v <= hi in Spack's order (hi also holds its extensions)."""
-    assert parse_version_list(f"{lo}:{hi}").matches(v) == between(v, lo, hi)
-    assert parse_version_list(v).matches(v)
-    assert parse_version_list(f"={v}").matches(v)
