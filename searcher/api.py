@@ -36,7 +36,7 @@ def suggest_json():
     if len(q) > MAX_SUGGEST_LENGTH:
         raise BadRequest(f"parameter 'q' is too long (at most {MAX_SUGGEST_LENGTH} characters)")
     limit = integer_param(params, "limit", 10, 1, 50)
-    found = snapshot().facets.complete(q, limit) if q else []
+    found = snapshot().complete(q, limit) if q else []
     return jsonify({"q": q, "suggestions": [{"value": v, "count": n} for v, n in found]})
 
 

@@ -21,8 +21,8 @@ from flask import (
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from searcher.errors import SearcherError
-from searcher.index import IndexHandle
 from searcher.server import MAX_REQUEST_LINE, SECURITY_HEADERS
+from searcher.snapshot import IndexHandle
 
 log = logging.getLogger(__name__)
 
@@ -132,26 +132,24 @@ def _error_response(status: int, message: str, *, position: int | None = None, h
 
 
 def _register_errors(app: Flask) -> None:
-    @app.errorhandler(SearcherError)
-    def searcher_error(exc: SearcherError):
-        return _error_response(exc.status, exc.message, position=exc.position)
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        headers = {}
-        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
-            # The Allow header is what a client needs to correct its request.
-            headers["Allow"] = ", ".join(exc.valid_methods)
-        return _error_response(exc.code or 500, exc.description or exc.name, headers=headers)
-
+    # One handler for every error: Flask passes HTTPExceptions (404, 405, 414...) to a
+    # handler of Exception too.
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
+    def error(exc: Exception):
+        if isinstance(exc, SearcherError):
+            return _error_response(exc.status, exc.message, position=exc.position)
+        if isinstance(exc, HTTPException):
+            headers = {}
+            if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+                # The Allow header is what a client needs to correct its request.
+                headers["Allow"] = ", ".join(exc.valid_methods)
+            return _error_response(exc.code or 500, exc.description or exc.name, headers=headers)
         # A bug, not a user mistake: log the traceback, answer with a short message.
         log.exception("unhandled error on %s", request.full_path[:300])
         return _error_response(500, "internal error; it has been logged")
 
     @app.teardown_request
     def _release(_exc):
-        snapshot_cm = g.pop("searcher_snapshot_cm", None)
-        if snapshot_cm is not None:
-            snapshot_cm.__exit__(None, None, None)
+        snapshot = g.pop("searcher_snapshot", None)
+        if snapshot is not None:
+            current_app.extensions["searcher.index"].release(snapshot)

@@ -177,7 +177,8 @@ def serve(index_dir: Path, host: str, port: int, threads: int, workers: int) -> 
 
 def _index_problem(index_dir: Path) -> str | None:
     """Why the index cannot be served (None when it can): opened once, up front."""
-    from searcher.index import IndexDir, Snapshot
+    from searcher.index import IndexDir
+    from searcher.snapshot import Snapshot
 
     try:
         Snapshot(IndexDir(index_dir).current_path()).close()
@@ -253,9 +254,9 @@ def _make_app(index_dir: str):
 )
 def search(query: str, index_dir: Path, filters, page, per_page, sort: str, as_json) -> None:
     """Search the index from the command line (spec syntax: py-torch@2.5:+cuda ...)."""
-    from searcher.index import IndexHandle
     from searcher.search import SearchRequest
     from searcher.search import search as run_search
+    from searcher.snapshot import IndexHandle
 
     params: dict[str, list[str]] = {
         "q": [query],

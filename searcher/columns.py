@@ -3,7 +3,7 @@
 Counting a facet by intersecting each value's bitmap with the hits costs one call per
 value: 19,205 variant values at a million specs, 3.1 ms for a hit set of 41 documents.
 Reading the hits' values from a column and tallying them with one ``np.bincount`` costs
-time in proportion to the hits instead. facets.FacetTable uses a column for hit sets up to
+time in proportion to the hits instead. facets.FacetCounter uses a column for hit sets up to
 a twentieth of the index, and the bitmaps (visited biggest value first, stopping early)
 above that.
 

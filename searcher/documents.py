@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from searcher.schema import FACETS
+
 # Splits a value into the parts a user may type alone: "py-keras" -> "py", "keras";
 # "build_system=cmake" -> "build_system", "cmake". Dots and underscores stay inside
 # a part so versions ("11.4.0"), OS names ("ubuntu24.04") and "x86_64" survive whole.
@@ -50,18 +52,14 @@ class Spec:
         return f"{self.tag}/{self.hash}"
 
     def facet_values(self) -> dict[str, list[str]]:
-        """The value(s) this spec holds for every facet (see schema.FACETS)."""
-        return {
-            "tag": [self.tag],
-            "package": [self.package],
-            "version": [self.version],
-            "compiler": [normalize_compiler(self.compiler)],
-            "os": [self.os],
-            "platform": [self.platform],
-            "target": [self.target],
-            "stack": list(dict.fromkeys(self.stacks)),
-            "variant": list(dict.fromkeys(self.variants)),
-        }
+        """The value(s) this spec holds for every facet (see schema.FACETS); compilers
+        folded (normalize_compiler)."""
+        values = {}
+        for facet in FACETS:
+            held = getattr(self, facet.column)
+            values[facet.name] = list(dict.fromkeys(held)) if facet.multi else [held]
+        values["compiler"] = [normalize_compiler(self.compiler)]
+        return values
 
     def name_terms(self) -> list[str]:
         """Terms that find this spec by package name: 'py-keras', 'py', 'keras'."""

@@ -42,7 +42,7 @@ class HashIndex:
     def merge(cls, shard_dirs: Sequence[Path], order: np.ndarray) -> HashIndex:
         """Lay the shards' hashes end to end (global document numbers), sort by hash.
 
-        order[rank] is the global document number of each rank (FacetTable.order).
+        order[rank] is the global document number of each rank (BitmapStore.order).
         """
         parts = [np.load(d / SHARD_HASHES_FILE, allow_pickle=False) for d in shard_dirs]
         by_number = np.concatenate(parts) if parts else np.empty(0, dtype="S1")

@@ -20,7 +20,6 @@ keep our use of it small and tested).
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import fcntl
 import json
@@ -33,16 +32,15 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
-from pyroaring import BitMap
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
+from searcher.bitmaps import BitmapStore, ShardPostings
+from searcher.columns import Column
 from searcher.documents import Spec
 from searcher.errors import IndexUnavailable, ReindexRunning
-from searcher.facets import FacetTable, ShardPostings
 from searcher.hashes import HashIndex, save_shard_hashes
-from searcher.schema import SCHEMA_VERSION, make_schema
+from searcher.schema import FACETS, SCHEMA_VERSION, make_schema
 
 log = logging.getLogger(__name__)
 
@@ -277,21 +275,26 @@ class ShardWriter:
         save_shard_hashes(self.directory, self._hashes)
 
 
-def write_generation(directory: Path, shards: list[dict], meta: dict) -> FacetTable:
-    """Merge the shards' postings and hashes (in the given order) into the generation's
-    facets.bin, order.npy, hashes.npy and hash_ranks.npy, then write its meta.json."""
+def write_generation(directory: Path, shards: list[dict], meta: dict) -> int:
+    """Merge the shards (in the given order) into the generation's files: the bitmap store
+    (facets.bin, order.npy), the value columns and the sorted hashes; then its meta.json.
+    Returns the number of documents."""
     shard_dirs = [directory / SHARDS_DIR / s["dir"] for s in shards]
-    table = FacetTable.merge([ShardPostings.load(d) for d in shard_dirs])
-    table.save(directory)
-    HashIndex.merge(shard_dirs, table.order).save(directory)
+    store = BitmapStore.merge([ShardPostings.load(d) for d in shard_dirs])
+    store.save(directory)
+    for facet in FACETS:
+        Column.build(store.bitmaps[facet.name], store.doc_count, facet.multi).save(
+            directory, facet.name
+        )
+    HashIndex.merge(shard_dirs, store.order).save(directory)
     meta = {
         **meta,
         "schema_version": SCHEMA_VERSION,
-        "doc_count": table.doc_count,
+        "doc_count": store.doc_count,
         "shards": shards,
     }
     (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    return table
+    return store.doc_count
 
 
 def read_meta(directory: Path) -> dict:
@@ -312,213 +315,29 @@ def link_shard(source: Path, target: Path) -> None:
 # -- reading ------------------------------------------------------------------------------
 
 
-class _Shard:
-    """One open shard: its Whoosh searcher and where its documents start globally."""
+class ShardReader:
+    """One shard opened for reading: its stored specs and id look-ups (Whoosh)."""
 
-    def __init__(self, directory: Path, offset: int):
-        self.offset = offset
+    def __init__(self, directory: Path):
         # Without mmap: Whoosh turns a mapped segment into resident memory (20 shards of the
         # 1M-spec benchmark: 371 MB with mmap, 10 MB without); we read a page of stored
         # specs and a few terms per request, which plain file reads serve as fast.
-        self.ix = FileStorage(str(directory), supports_mmap=False).open_index()
-        self.searcher = self.ix.searcher()
+        self._ix = FileStorage(str(directory), supports_mmap=False).open_index()
+        self._searcher = self._ix.searcher()
+        # Whoosh's readers share file objects: one look-up at a time per shard.
+        self._lock = threading.Lock()
+
+    def number_of(self, doc_id: str) -> int | None:
+        """The shard's document number of ``<tag>/<hash>``, or None."""
+        with self._lock:
+            return self._searcher.document_number(id=doc_id)
+
+    def specs(self, numbers: Iterable[int]) -> list[Spec]:
+        """The stored specs of these document numbers, in order."""
+        with self._lock:
+            return [Spec.from_row(self._searcher.stored_fields(n)["doc"]) for n in numbers]
 
     def close(self) -> None:
-        self.searcher.close()
-        self.ix.close()
-
-
-class Snapshot:
-    """One open generation: shards, facet table and meta; safe to share between threads.
-
-    Documents are known by rank (display order) everywhere above this class; a rank maps to
-    a global document number (shards laid end to end), which maps to a shard and a Whoosh
-    document number within it.
-    """
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.name = directory.name
-        self._shards: list[_Shard] = []
-        try:
-            self.meta = read_meta(directory)
-            if self.meta.get("schema_version") != SCHEMA_VERSION:
-                raise ValueError("built by another version of searcher; run searcher reindex")
-            self.facets = FacetTable.load(directory)
-            self.hashes = HashIndex.load(directory, self.facets.doc_count)
-            offset = 0
-            for shard in self.meta["shards"]:
-                self._shards.append(_Shard(directory / SHARDS_DIR / shard["dir"], offset))
-                offset += shard["docs"]
-        except Exception as exc:
-            # A damaged or foreign generation, whatever the damage: its files come from
-            # disk like any input.
-            self.close()
-            raise IndexUnavailable(f"cannot open index generation {directory}: {exc}") from exc
-        self._offsets = [s.offset for s in self._shards]
-        self._shard_of_tag = {s["tag"]: i for i, s in enumerate(self.meta["shards"])}
-        self._rank_of = np.empty(self.facets.doc_count, dtype=np.int32)
-        self._rank_of[self.facets.order] = np.arange(self.facets.doc_count, dtype=np.int32)
-        # Whoosh's readers share file objects: one look-up at a time per snapshot.
-        self.lock = threading.RLock()
-        self.users = 0
-
-    def close(self) -> None:
-        """Release the shards' Whoosh searchers and files."""
-        for shard in self._shards:
-            shard.close()
-
-    @property
-    def doc_count(self) -> int:
-        """Documents in this generation."""
-        return self.facets.doc_count
-
-    def _ranks(self, shard: _Shard, docnums: Iterable[int]) -> list[int]:
-        return [int(self._rank_of[shard.offset + d]) for d in docnums]
-
-    def match_hash_prefix(self, prefix: str) -> BitMap:
-        """Documents (ranks) whose hash starts with prefix."""
-        return self.hashes.with_prefix(prefix)
-
-    def ranks_for_hash(self, hash_: str) -> list[int]:
-        """Every document (one per tag) listing this exact hash."""
-        return self.hashes.exactly(hash_)
-
-    def rank_for_id(self, doc_id: str) -> int | None:
-        """The rank of ``<tag>/<hash>``, or None."""
-        i = self._shard_of_tag.get(doc_id.partition("/")[0])
-        if i is None:
-            return None
-        shard = self._shards[i]
-        with self.lock:
-            docnum = shard.searcher.document_number(id=doc_id)
-        return None if docnum is None else self._ranks(shard, [docnum])[0]
-
-    def specs(self, ranks: Iterable[int]) -> list[Spec]:
-        """The stored specs of the given documents, in the given order."""
-        result = []
-        with self.lock:
-            for rank in ranks:
-                number = int(self.facets.order[rank])
-                shard = self._shards[bisect.bisect_right(self._offsets, number) - 1]
-                row = shard.searcher.stored_fields(number - shard.offset)["doc"]
-                result.append(Spec.from_row(row))
-        return result
-
-
-class IndexHandle:
-    """What the server holds: the current Snapshot, reopened when CURRENT changes.
-
-    Opening a generation takes a while at a million specs (~0.1-0.2 s). The first request
-    that sees CURRENT change starts opening it in a background thread and, like every
-    request meanwhile, is answered from the generation already open; the new one is
-    swapped in once open. No request waits for it, except the very first open, when
-    there is nothing to answer from yet.
-    """
-
-    def __init__(self, root: Path | str):
-        self.dir = IndexDir(root)
-        self._snapshot: Snapshot | None = None
-        self._unopenable: str | None = None  # a generation that failed to open, not retried
-        self._opening = False  # a thread is opening a newer generation
-        self._closed = False
-        self._warned: str | None = None
-        self._lock = threading.Lock()  # guards the fields above and users counts
-        self._first_open = threading.Lock()
-
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[Snapshot]:
-        """The generation to answer one request from; closed once no request uses it."""
-        snap = self._acquire()
-        try:
-            yield snap
-        finally:
-            self._release(snap)
-
-    def _release(self, snap: Snapshot) -> None:
-        with self._lock:
-            snap.users -= 1
-            if snap is not self._snapshot and snap.users == 0:
-                snap.close()
-
-    def _acquire(self) -> Snapshot:
-        wanted = self._wanted()
-        with self._lock:
-            snap = self._snapshot
-            if snap is not None:
-                stale = wanted not in (None, snap.name, self._unopenable)
-                if stale and not self._opening:
-                    self._opening = True
-                    threading.Thread(
-                        target=self._open, args=(wanted,), name="open-generation", daemon=True
-                    ).start()
-                snap.users += 1
-                return snap
-        return self._open_first()
-
-    def _open(self, name: str) -> None:
-        """Open a generation and make it the one requests are answered from."""
-        try:
-            fresh = Snapshot(self.dir.root / name)
-        except IndexUnavailable as exc:
-            # Keep answering from the generation we have rather than fail requests.
-            with self._lock:
-                self._unopenable = name
-                self._opening = False
-                serving = self._snapshot.name if self._snapshot else "nothing"
-            self._warn(exc.message, serving)
-            return
-        with self._lock:
-            self._opening = False
-            if self._closed:  # shut down while we were opening
-                fresh.close()
-                return
-            old, self._snapshot = self._snapshot, fresh
-            if old is not None and old.users == 0:
-                old.close()
-
-    def _wanted(self) -> str | None:
-        """The generation CURRENT names; None when it cannot be read (keep what is open)."""
-        try:
-            return self.dir.current_name()
-        except IndexUnavailable as exc:
-            with self._lock:
-                serving = self._snapshot.name if self._snapshot else None
-            if serving is not None:
-                self._warn(exc.message, serving)
-            return None
-
-    def _warn(self, message: str, serving: str) -> None:
-        # Once per problem, not once per request.
-        if message != self._warned:
-            self._warned = message
-            log.warning("%s; still serving %s", message, serving)
-
-    def _open_first(self) -> Snapshot:
-        with self._first_open:
-            with self._lock:
-                if self._snapshot is not None:  # another request opened it meanwhile
-                    self._snapshot.users += 1
-                    return self._snapshot
-            fresh = Snapshot(self.dir.current_path())
-            with self._lock:
-                self._snapshot = fresh
-                fresh.users += 1
-                return fresh
-
-    def warm(self) -> str | None:
-        """Open the current generation now (at a server's start); its name, or None."""
-        try:
-            with self.snapshot() as snap:
-                return snap.name
-        except IndexUnavailable as exc:
-            log.warning("%s", exc.message)
-            return None
-
-    def close(self) -> None:
-        """Close the open generation (at shutdown)."""
-        with self._lock:
-            self._closed = True
-            if self._snapshot is not None and self._snapshot.users == 0:
-                self._snapshot.close()
-            self._snapshot = None
+        """Release the Whoosh searcher and its files."""
+        self._searcher.close()
+        self._ix.close()

@@ -88,7 +88,9 @@ class Variant:
     values: tuple[str, ...] = ()  # empty for boolean variants
     enabled: bool = True  # for boolean variants: +name or ~name
     exact: bool = False  # key:=a,b
-    position: int = 0
+    # Where it was written, for messages; not part of what it means (so equal conditions
+    # are equal, and one cache entry serves them wherever they appear).
+    position: int = field(default=0, compare=False)
 
     @classmethod
     def from_key_value(cls, key: str, op: str, value: str, position: int) -> Variant:
@@ -118,7 +120,7 @@ class Compiler:
 
     name: str
     versions: VersionList | None = None
-    position: int = 0
+    position: int = field(default=0, compare=False)  # as Variant.position
 
     def matches(self, candidate: str) -> bool:
         """Whether an indexed compiler value ('gcc@11.4.0', 'none') satisfies."""

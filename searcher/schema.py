@@ -12,11 +12,17 @@ SCHEMA_VERSION = 3
 
 @dataclass(frozen=True)
 class Facet:
-    """A facet: its field and URL parameter name, its label, whether a doc holds several."""
+    """A facet: its URL parameter name, its label, whether a spec holds several values."""
 
     name: str
     label: str
     multi: bool = False
+    field: str = ""  # the spec's field (and hit column) its values come from; default: name
+
+    @property
+    def column(self) -> str:
+        """The spec field, and the column of a hit, that holds this facet's values."""
+        return self.field or self.name
 
 
 FACETS: tuple[Facet, ...] = (
@@ -27,8 +33,8 @@ FACETS: tuple[Facet, ...] = (
     Facet("os", "OS"),
     Facet("platform", "Platform"),
     Facet("target", "Target"),
-    Facet("stack", "Stack", multi=True),
-    Facet("variant", "Variant", multi=True),
+    Facet("stack", "Stack", multi=True, field="stacks"),
+    Facet("variant", "Variant", multi=True, field="variants"),
 )
 FACET_NAMES: tuple[str, ...] = tuple(f.name for f in FACETS)
 FACET_BY_NAME: dict[str, Facet] = {f.name: f for f in FACETS}
@@ -38,12 +44,12 @@ def make_schema() -> fields.Schema:
     """The schema of one shard of the index.
 
     Whoosh holds each spec as a stored row (what a page of hits shows) and its unique id
-    (`<tag>/<hash>`: the spec page's look-up). Everything a query matches lives beside it,
-    keyed by document number: facet values and the free-text terms derived from them as
-    bitmaps (facets.py), hashes in one sorted array (hashes.py). Indexing facets in Whoosh
-    too cost 2.7x in build time (4.2k vs 11.3k docs/s, 30k specs) and answering them from
-    Whoosh postings costs a Python loop per matching document; a hash prefix looked up in
-    Whoosh's terms took 16.7 ms at a million specs (one lexicon per tag), against
-    two binary searches in the array.
+    (`<tag>/<hash>`: the spec page's look-up). Everything a query matches lives beside it:
+    facet values and the free-text terms derived from them as bitmaps (bitmaps.py,
+    terms.py), hashes in one sorted array (hashes.py). Indexing facets in Whoosh too cost
+    2.7x in build time (4.2k vs 11.3k docs/s, 30k specs) and answering them from Whoosh
+    postings costs a Python loop per matching document; a hash prefix looked up in
+    Whoosh's terms took 16.7 ms at a million specs (one lexicon per tag), against two
+    binary searches in the array.
     """
     return fields.Schema(id=fields.ID(unique=True), doc=fields.STORED())

@@ -11,16 +11,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from pyroaring import BitMap
+from pyroaring import BitMap, FrozenBitMap
 
-from searcher.documents import Spec
+from searcher.documents import Spec, normalize_compiler
 from searcher.errors import BadRequest, NotFound
-from searcher.facets import FacetCount
-from searcher.index import Snapshot
+from searcher.facets import SORT_FACETS, FacetCount
 from searcher.query import FacetValue, HashPrefix, ParsedQuery, SpecClause, Word, parse
-from searcher.schema import FACET_NAMES
+from searcher.schema import FACET_BY_NAME, FACET_NAMES
+from searcher.snapshot import Snapshot
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 20
@@ -33,7 +33,7 @@ MAX_PAGE = 10_000
 MAX_FILTER_VALUES = 50
 MAX_VALUE_LENGTH = 1000
 PARAMS = ("q", "page", "per_page", "facet_size", "sort")
-SORTS = ("relevance", "package", "version", "tag")
+SORTS = ("relevance", "package", *SORT_FACETS)
 # Facets whose values did-you-mean offers for a word that matched nothing.
 SUGGEST_FROM = ("package", "os", "target", "platform", "compiler", "stack", "tag")
 
@@ -135,11 +135,10 @@ class SearchResult:
 def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
     """Run one search against one open generation of the index."""
     started = time.perf_counter()
-    table = snapshot.facets
-    parsed = parse(request.q, table.is_package)
+    parsed = parse(request.q, snapshot.is_package)
     matched = _match_query(snapshot, parsed)
 
-    selections = {f: table.any_of(f, values) for f, values in request.filters.items()}
+    selections = {f: snapshot.any_of(f, values) for f, values in request.filters.items()}
     hits = matched
     for docs in selections.values():
         hits = hits & docs
@@ -150,15 +149,15 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
         for other, docs in selections.items():
             if other != facet:
                 base = base & docs
-        selected = [table.canonical(facet, v) for v in request.filters.get(facet, ())]
-        facets[facet] = table.top_counts(facet, base, request.facet_size, selected)
+        selected = [snapshot.canonical(facet, v) for v in request.filters.get(facet, ())]
+        facets[facet] = snapshot.top_counts(facet, base, request.facet_size, selected)
 
     start = (request.page - 1) * request.per_page
     stop = start + request.per_page
-    if request.sort in ("version", "tag"):
-        page = table.page_sorted(hits, request.sort, start, stop)
+    if request.sort in SORT_FACETS:
+        page = snapshot.page_sorted(hits, request.sort, start, stop)
     elif request.sort == "relevance" and parsed.words:
-        page = _page(_relevance_groups(table, parsed.words, hits), start, stop)
+        page = _page(_relevance_groups(snapshot, parsed.words, hits), start, stop)
     else:
         page = _page([hits], start, stop)
     return SearchResult(
@@ -167,26 +166,25 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
         hits=snapshot.specs(page),
         facets=facets,
         took_ms=(time.perf_counter() - started) * 1000,
-        suggestions=[] if hits else _suggestions(table, parsed),
+        suggestions=[] if hits else _suggestions(snapshot, parsed),
         highlight=_highlight_terms(parsed),
     )
 
 
 def _match_query(snapshot: Snapshot, parsed: ParsedQuery) -> BitMap:
     """Documents matching the query text: any of its specs, and all its other clauses."""
-    table = snapshot.facets
-    result = BitMap(table.live)
+    result = BitMap(snapshot.all_docs)
     for clause in parsed.clauses:
         if isinstance(clause, HashPrefix):
-            result &= snapshot.match_hash_prefix(clause.prefix)
+            result &= snapshot.hash_prefix_set(clause.prefix)
         else:
-            result &= _facet_docs(table, clause)
+            result &= _facet_docs(snapshot, clause)
     for word in parsed.words:
         if not result:
             break
-        docs = table.term_set(_term(word), word.prefix)
+        docs = snapshot.term_set(_term(word), word.prefix)
         if word.may_be_hash:
-            docs = docs | snapshot.match_hash_prefix(word.text)
+            docs = docs | snapshot.hash_prefix_set(word.text)
         result &= docs
     if parsed.specs and result:
         specs = BitMap()
@@ -198,45 +196,44 @@ def _match_query(snapshot: Snapshot, parsed: ParsedQuery) -> BitMap:
 
 def _spec_docs(snapshot: Snapshot, spec: SpecClause, within: BitMap) -> BitMap:
     """Documents (among within) that satisfy one spec of the query."""
-    table = snapshot.facets
     docs = BitMap(within)
     if spec.name:
-        docs &= table.value_set("package", spec.name)
+        docs &= snapshot.value_set("package", spec.name)
     for versions in spec.versions:
-        docs &= table.matching("version", versions, versions.matches)
+        docs &= snapshot.matching("version", versions)
     for compiler in spec.compilers:
-        docs &= table.matching("compiler", replace(compiler, position=0), compiler.matches)
+        docs &= snapshot.matching("compiler", compiler)
     for variant in spec.variants:
-        docs &= table.matching("variant", replace(variant, position=0), variant.matches)
+        docs &= snapshot.matching("variant", variant)
     for arch in spec.arch:
-        docs &= _facet_docs(table, arch)
+        docs &= _facet_docs(snapshot, arch)
     for hash_ in spec.hashes:
-        docs &= snapshot.match_hash_prefix(hash_.prefix)
+        docs &= snapshot.hash_prefix_set(hash_.prefix)
     return docs
 
 
-def _facet_docs(table, clause: FacetValue):
+def _facet_docs(snapshot: Snapshot, clause: FacetValue) -> BitMap | FrozenBitMap:
     if clause.prefix:
-        return table.values_set(clause.facet, _starts_with(clause.value))
-    return table.value_set(clause.facet, clause.value)
+        return snapshot.values_set(clause.facet, clause.value)
+    return snapshot.value_set(clause.facet, clause.value)
 
 
-def _suggestions(table, parsed: ParsedQuery) -> list[dict]:
+def _suggestions(snapshot: Snapshot, parsed: ParsedQuery) -> list[dict]:
     """Did-you-mean: for each word or facet value that matched nothing, near spellings."""
     found = []
     tried: list[tuple[str, Sequence[str], int]] = [
         (w.text, SUGGEST_FROM, w.position)
         for w in parsed.words
-        if not w.prefix and not table.term_set(_term(w))
+        if not w.prefix and not snapshot.term_set(_term(w))
     ]
     clauses = [*parsed.clauses, *(a for spec in parsed.specs for a in spec.arch)]
     for clause in clauses:
         unknown = isinstance(clause, FacetValue) and not clause.prefix
-        if unknown and not table.value_set(clause.facet, clause.value):
+        if unknown and not snapshot.value_set(clause.facet, clause.value):
             start = parsed.text.find(clause.value, clause.position)
             tried.append((clause.value, (clause.facet,), start))
     for text, facets, position in tried:
-        for better in table.closest(facets, text):
+        for better in snapshot.closest(facets, text):
             q = parsed.text[:position] + better + parsed.text[position + len(text) :]
             found.append({"text": text, "suggestion": better, "q": q})
     return found
@@ -260,8 +257,7 @@ def _highlight_terms(parsed: ParsedQuery) -> dict[str, tuple[str, ...]]:
             marks.setdefault(arch.facet, []).append(arch.value)
     for clause in parsed.clauses:
         if isinstance(clause, FacetValue):
-            column = {"stack": "stacks", "variant": "variants"}.get(clause.facet, clause.facet)
-            marks.setdefault(column, []).append(clause.value)
+            marks.setdefault(FACET_BY_NAME[clause.facet].column, []).append(clause.value)
     return {k: tuple(dict.fromkeys(t for t in v if t)) for k, v in marks.items()}
 
 
@@ -271,10 +267,10 @@ HIGHLIGHTED = ("package", "tag", "os", "target", "compiler", "variants", "stacks
 
 def _term(word: Word) -> str:
     # Terms are indexed lowercased, with compilers in both spellings (gcc@=11 / gcc@11).
-    return word.text.replace("@=", "@")
+    return normalize_compiler(word.text)
 
 
-def _relevance_groups(table, words: tuple[Word, ...], hits: BitMap) -> list[BitMap]:
+def _relevance_groups(snapshot: Snapshot, words: tuple[Word, ...], hits: BitMap) -> list[BitMap]:
     """Hits split into relevance tiers, best first; each tier is listed in display order.
 
     Per word, a spec scores 0 when its package is the word, 1 when the word is part of the
@@ -284,7 +280,7 @@ def _relevance_groups(table, words: tuple[Word, ...], hits: BitMap) -> list[BitM
     """
     tiers = {0: BitMap(hits)}
     for word in words:
-        exact, part = table.name_sets(_term(word), word.prefix)
+        exact, part = snapshot.name_sets(_term(word), word.prefix)
         moved: dict[int, BitMap] = {}
         for score, docs in tiers.items():
             in_exact = docs & exact
@@ -308,11 +304,6 @@ def _page(groups: list[BitMap], start: int, stop: int) -> list[int]:
         start -= len(group)
         stop -= len(group)
     return page
-
-
-def _starts_with(prefix: str):
-    folded = prefix.casefold()
-    return lambda value: value.casefold().startswith(folded)
 
 
 def _single(params: Mapping[str, Sequence[str]], name: str, default: str) -> str:

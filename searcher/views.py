@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from searcher.index import Snapshot
+from searcher.snapshot import Snapshot
 
 
 def snapshot() -> Snapshot:
-    """The index generation this request reads; released when the request ends."""
+    """The index generation this request reads; released when the request ends
+    (app.py's teardown)."""
     if "searcher_snapshot" not in g:
-        manager = current_app.extensions["searcher.index"].snapshot()
-        g.searcher_snapshot = manager.__enter__()
-        g.searcher_snapshot_cm = manager
+        g.searcher_snapshot = current_app.extensions["searcher.index"].acquire()
     return g.searcher_snapshot
 
 

@@ -13,6 +13,7 @@ from searcher.schema import FACET_NAMES, FACETS
 from searcher.search import (
     DEFAULT_PER_PAGE,
     MAX_FACET_SIZE,
+    SORTS,
     SearchRequest,
     SearchResult,
     search,
@@ -88,6 +89,7 @@ def search_page():
         links=links,
         facets=FACETS,
         shown=shown,
+        sorts=SORTS,
     )
 
 

@@ -1,0 +1,292 @@
+"""One open generation, the façade searches talk to, and the handle a server follows.
+
+``Snapshot`` puts a generation's parts behind one object: the bitmap store (bitmaps.py),
+the term index (terms.py), facet counting (facets.py), the sorted hashes (hashes.py) and
+the shards' stored specs (index.py's ShardReader, the one place Whoosh is read). search.py
+asks it questions in ranks and gets answers in ranks; it knows none of the parts.
+
+``IndexHandle`` is what a server process holds: the current Snapshot, moved to a new
+generation when CURRENT names one, without making requests wait.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from pyroaring import BitMap, FrozenBitMap
+
+from searcher.bitmaps import BitmapStore
+from searcher.columns import Column
+from searcher.documents import Spec
+from searcher.errors import IndexUnavailable
+from searcher.facets import FacetCount, FacetCounter
+from searcher.hashes import HashIndex
+from searcher.index import SHARDS_DIR, IndexDir, ShardReader, read_meta
+from searcher.schema import FACETS, SCHEMA_VERSION
+from searcher.terms import Matcher, TermIndex
+
+log = logging.getLogger(__name__)
+
+
+class Snapshot:
+    """One open generation; safe to share between threads.
+
+    Documents are known by rank (display order) everywhere above this class; a rank maps to
+    a global document number (shards laid end to end), which maps to a shard and a
+    document number within it.
+    """
+
+    def __init__(self, directory: Path):
+        self.name = directory.name
+        self._shards: list[ShardReader] = []
+        try:
+            self.meta = read_meta(directory)
+            if self.meta.get("schema_version") != SCHEMA_VERSION:
+                raise ValueError("built by another version of searcher; run searcher reindex")
+            store = BitmapStore.load(directory)
+            columns = {
+                f.name: Column.load(directory, f.name, f.multi, store.doc_count) for f in FACETS
+            }
+            self._hashes = HashIndex.load(directory, store.doc_count)
+            offsets = [0]
+            for shard in self.meta["shards"]:
+                self._shards.append(ShardReader(directory / SHARDS_DIR / shard["dir"]))
+                offsets.append(offsets[-1] + shard["docs"])
+        except Exception as exc:
+            # A damaged or foreign generation, whatever the damage: its files come from
+            # disk like any input.
+            self.close()
+            raise IndexUnavailable(f"cannot open index generation {directory}: {exc}") from exc
+        self._store = store
+        self._terms = TermIndex(store)
+        self._counter = FacetCounter(store, columns)
+        self._offsets = offsets[:-1]
+        self._shard_of_tag = {s["tag"]: i for i, s in enumerate(self.meta["shards"])}
+        self._rank_of = np.empty(store.doc_count, dtype=np.int32)
+        self._rank_of[store.order] = np.arange(store.doc_count, dtype=np.int32)
+        self.users = 0  # requests answering from this generation (IndexHandle counts them)
+
+    def close(self) -> None:
+        """Release the shards' files."""
+        for shard in self._shards:
+            shard.close()
+
+    @property
+    def doc_count(self) -> int:
+        """Documents in this generation."""
+        return self._store.doc_count
+
+    # -- document sets, in ranks --------------------------------------------------------
+
+    @property
+    def all_docs(self) -> FrozenBitMap:
+        """Every document."""
+        return self._store.all_docs
+
+    def value_set(self, facet: str, value: str) -> FrozenBitMap:
+        """Documents holding a facet value (exact, else in any letter case)."""
+        return self._store.value_set(facet, value)
+
+    def values_set(self, facet: str, value_prefix: str) -> BitMap:
+        """Documents holding a value of the facet that starts with value_prefix (any case)."""
+        folded = value_prefix.casefold()
+        return self._store.values_set(facet, lambda v: v.casefold().startswith(folded))
+
+    def any_of(self, facet: str, values: Iterable[str]) -> BitMap:
+        """Documents holding at least one of these values of a facet."""
+        return self._store.any_of(facet, values)
+
+    def matching(self, facet: str, clause: Matcher) -> FrozenBitMap:
+        """Documents holding a value of a facet that clause.matches()."""
+        return self._terms.matching(facet, clause)
+
+    def term_set(self, word: str, prefix: bool = False) -> FrozenBitMap:
+        """Documents with a free-text term (or a term starting with word)."""
+        return self._terms.term_set(word, prefix)
+
+    def name_sets(self, word: str, prefix: bool = False) -> tuple[FrozenBitMap, FrozenBitMap]:
+        """(documents whose package is word, documents with word in their package name)."""
+        return self._terms.name_sets(word, prefix)
+
+    def hash_prefix_set(self, prefix: str) -> BitMap:
+        """Documents whose hash starts with prefix."""
+        return self._hashes.with_prefix(prefix)
+
+    # -- values --------------------------------------------------------------------------
+
+    def is_package(self, name: str) -> bool:
+        """Whether the index holds this package (in any letter case)."""
+        return self._store.has_value("package", name)
+
+    def canonical(self, facet: str, value: str) -> str:
+        """The index's spelling of a facet value (the value itself when unknown)."""
+        return self._store.canonical(facet, value)
+
+    def complete(self, prefix: str, limit: int) -> list[tuple[str, int]]:
+        """Packages whose name or a part of it starts with prefix, most specs first."""
+        return self._terms.complete(prefix, limit)
+
+    def closest(self, facets: Sequence[str], text: str) -> list[str]:
+        """Values of these facets spelled nearly like text (did-you-mean)."""
+        return self._terms.closest(facets, text)
+
+    # -- counts and pages ----------------------------------------------------------------
+
+    def top_counts(
+        self, facet: str, docs: BitMap, size: int, selected: Sequence[str] = ()
+    ) -> list[FacetCount]:
+        """The `size` values of a facet held by most of docs, then the selected ones."""
+        return self._counter.top_counts(facet, docs, size, selected)
+
+    def page_sorted(self, docs: BitMap, facet: str, start: int, stop: int) -> list[int]:
+        """Ranks start:stop of docs in a facet's sort order (version, tag)."""
+        return self._counter.page_sorted(docs, facet, start, stop)
+
+    # -- specs -----------------------------------------------------------------------------
+
+    def specs(self, ranks: Iterable[int]) -> list[Spec]:
+        """The stored specs of the given documents, in the given order."""
+        found = []
+        for rank in ranks:
+            number = int(self._store.order[rank])
+            i = bisect.bisect_right(self._offsets, number) - 1
+            found += self._shards[i].specs([number - self._offsets[i]])
+        return found
+
+    def rank_for_id(self, doc_id: str) -> int | None:
+        """The rank of ``<tag>/<hash>``, or None."""
+        i = self._shard_of_tag.get(doc_id.partition("/")[0])
+        if i is None:
+            return None
+        number = self._shards[i].number_of(doc_id)
+        return None if number is None else int(self._rank_of[self._offsets[i] + number])
+
+    def ranks_for_hash(self, hash_: str) -> list[int]:
+        """Every document (one per tag) listing this exact hash."""
+        return self._hashes.exactly(hash_)
+
+
+class IndexHandle:
+    """What the server holds: the current Snapshot, reopened when CURRENT changes.
+
+    Opening a generation takes a while at a million specs (~0.1-0.2 s). The first request
+    that sees CURRENT change starts opening it in a background thread and, like every
+    request meanwhile, is answered from the generation already open; the new one is
+    swapped in once open. No request waits for it, except the very first open, when
+    there is nothing to answer from yet.
+    """
+
+    def __init__(self, root: Path | str):
+        self.dir = IndexDir(root)
+        self._snapshot: Snapshot | None = None
+        self._unopenable: str | None = None  # a generation that failed to open, not retried
+        self._opening = False  # a thread is opening a newer generation
+        self._closed = False
+        self._warned: str | None = None
+        self._lock = threading.Lock()  # guards the fields above and users counts
+        self._first_open = threading.Lock()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """The generation to answer one request from; closed once no request uses it."""
+        snap = self.acquire()
+        try:
+            yield snap
+        finally:
+            self.release(snap)
+
+    def release(self, snap: Snapshot) -> None:
+        """Done answering from snap (from acquire()); closed once no request uses it."""
+        with self._lock:
+            snap.users -= 1
+            if snap is not self._snapshot and snap.users == 0:
+                snap.close()
+
+    def acquire(self) -> Snapshot:
+        """The generation to answer one request from; give it back with release()."""
+        wanted = self._wanted()
+        with self._lock:
+            snap = self._snapshot
+            if snap is not None:
+                stale = wanted not in (None, snap.name, self._unopenable)
+                if stale and not self._opening:
+                    self._opening = True
+                    threading.Thread(
+                        target=self._open, args=(wanted,), name="open-generation", daemon=True
+                    ).start()
+                snap.users += 1
+                return snap
+        return self._open_first()
+
+    def _open(self, name: str) -> None:
+        """Open a generation and make it the one requests are answered from."""
+        try:
+            fresh = Snapshot(self.dir.root / name)
+        except IndexUnavailable as exc:
+            # Keep answering from the generation we have rather than fail requests.
+            with self._lock:
+                self._unopenable = name
+                self._opening = False
+                serving = self._snapshot.name if self._snapshot else "nothing"
+            self._warn(exc.message, serving)
+            return
+        with self._lock:
+            self._opening = False
+            if self._closed:  # shut down while we were opening
+                fresh.close()
+                return
+            old, self._snapshot = self._snapshot, fresh
+            if old is not None and old.users == 0:
+                old.close()
+
+    def _wanted(self) -> str | None:
+        """The generation CURRENT names; None when it cannot be read (keep what is open)."""
+        try:
+            return self.dir.current_name()
+        except IndexUnavailable as exc:
+            with self._lock:
+                serving = self._snapshot.name if self._snapshot else None
+            if serving is not None:
+                self._warn(exc.message, serving)
+            return None
+
+    def _warn(self, message: str, serving: str) -> None:
+        # Once per problem, not once per request.
+        if message != self._warned:
+            self._warned = message
+            log.warning("%s; still serving %s", message, serving)
+
+    def _open_first(self) -> Snapshot:
+        with self._first_open:
+            with self._lock:
+                if self._snapshot is not None:  # another request opened it meanwhile
+                    self._snapshot.users += 1
+                    return self._snapshot
+            fresh = Snapshot(self.dir.current_path())
+            with self._lock:
+                self._snapshot = fresh
+                fresh.users += 1
+                return fresh
+
+    def warm(self) -> str | None:
+        """Open the current generation now (at a server's start); its name, or None."""
+        try:
+            with self.snapshot() as snap:
+                return snap.name
+        except IndexUnavailable as exc:
+            log.warning("%s", exc.message)
+            return None
+
+    def close(self) -> None:
+        """Close the open generation (at shutdown)."""
+        with self._lock:
+            self._closed = True
+            if self._snapshot is not None and self._snapshot.users == 0:
+                self._snapshot.close()
+            self._snapshot = None
