@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from searcher.errors import BadRequest
 from searcher.search import SearchRequest, integer_param, search, spec_details
@@ -16,14 +16,14 @@ MAX_SUGGEST_LENGTH = 200
 
 
 @bp.get("/search")
-def search_json():
+def search_json() -> Response:
     """Hits, facet counts and paging for a query, as JSON (the contract in README)."""
     request = SearchRequest.from_params(request_params())
     return jsonify(search(snapshot(), request).to_dict())
 
 
 @bp.get("/suggest")
-def suggest_json():
+def suggest_json() -> Response:
     """Package names for autocomplete: the ones whose name or a part of it starts with q."""
     params = request_params()
     for name in params:
@@ -41,13 +41,13 @@ def suggest_json():
 
 
 @bp.get("/spec/<tag>/<hash_>")
-def spec_json(tag: str, hash_: str):
+def spec_json(tag: str, hash_: str) -> Response:
     """One spec, its install commands and the other tags holding the same hash."""
     return jsonify(spec_details(snapshot(), tag, hash_).to_dict())
 
 
 @bp.get("/health")
-def health():
+def health() -> Response:
     """Which index generation is served, how many specs it holds and when it was built."""
     snap = snapshot()
     return jsonify(

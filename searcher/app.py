@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from flask import (
     Flask,
@@ -38,7 +39,7 @@ def templates_dir() -> Path:
 STATIC_MAX_AGE = 365 * 24 * 3600
 
 
-def create_app(test_config: dict | None = None) -> Flask:
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app; config INDEX_DIR defaults to $SEARCHER_INDEX or ./index."""
     templates = templates_dir()
     app = Flask(
@@ -60,7 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's
     # "/api//search" is not "/api/search": no redirect (an HTML 308) to guess the path.
     app.url_map.merge_slashes = False
     app.extensions["searcher.index"] = IndexHandle(app.config["INDEX_DIR"])
@@ -115,10 +116,16 @@ def _wants_json() -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
 
 
-def _error_response(status: int, message: str, *, position: int | None = None, headers=None):
+def _error_response(
+    status: int,
+    message: str,
+    *,
+    position: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """The one error answer: the JSON error body under /api, the error page elsewhere."""
     if _wants_json():
-        error: dict = {"status": status, "message": message}
+        error: dict[str, Any] = {"status": status, "message": message}
         if position is not None:
             error["position"] = position
         response = jsonify({"error": error})
@@ -135,11 +142,11 @@ def _register_errors(app: Flask) -> None:
     # One handler for every error: Flask passes HTTPExceptions (404, 405, 414...) to a
     # handler of Exception too.
     @app.errorhandler(Exception)
-    def error(exc: Exception):
+    def error(exc: Exception) -> Response:
         if isinstance(exc, SearcherError):
             return _error_response(exc.status, exc.message, position=exc.position)
         if isinstance(exc, HTTPException):
-            headers = {}
+            headers: dict[str, str] = {}
             if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
                 # The Allow header is what a client needs to correct its request.
                 headers["Allow"] = ", ".join(exc.valid_methods)
@@ -149,7 +156,7 @@ def _register_errors(app: Flask) -> None:
         return _error_response(500, "internal error; it has been logged")
 
     @app.teardown_request
-    def _release(_exc):
+    def _release(_exc: BaseException | None) -> None:
         snapshot = g.pop("searcher_snapshot", None)
         if snapshot is not None:
             current_app.extensions["searcher.index"].release(snapshot)

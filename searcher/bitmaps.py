@@ -19,6 +19,7 @@ import json
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
@@ -33,6 +34,8 @@ SHARD_POSTINGS_FILE = "postings.bin"
 # Display order: these facets, in this order, then position in the listing.
 _ORDER = ("package", "version", "tag", "os", "target", "compiler")
 _HEADER = struct.Struct("<Q")
+# A set of documents (ranks): a union or intersection may give either kind.
+DocSet = BitMap | FrozenBitMap
 
 
 class ShardPostings:
@@ -94,12 +97,11 @@ class BitmapStore:
             name: np.array([len(b) for b in maps], dtype=np.int64) for name, maps in bitmaps.items()
         }
         # Values of each facet from the most documents to the fewest (then by name).
-        self.by_size = {
-            name: sorted(
-                range(len(values[name])), key=lambda i, n=name: (-self.sizes[n][i], values[n][i])
-            )
-            for name in values
-        }
+        self.by_size = {name: self._biggest_first(name) for name in values}
+
+    def _biggest_first(self, facet: str) -> list[int]:
+        sizes, names = self.sizes[facet], self.values[facet]
+        return sorted(range(len(names)), key=lambda i: (-int(sizes[i]), names[i]))
 
     @classmethod
     def merge(cls, shards: Sequence[ShardPostings]) -> BitmapStore:
@@ -161,12 +163,12 @@ class BitmapStore:
         """Whether some document holds this facet value (in any letter case)."""
         return value in self._index[facet] or value.casefold() in self._folded[facet]
 
-    def values_set(self, facet: str, match: Callable[[str], bool]) -> BitMap:
+    def values_set(self, facet: str, match: Callable[[str], bool]) -> DocSet:
         """Documents holding any value of a facet for which match(value) is true."""
         maps = [b for v, b in zip(self.values[facet], self.bitmaps[facet], strict=True) if match(v)]
         return BitMap.union(*maps) if maps else BitMap()
 
-    def any_of(self, facet: str, values: Iterable[str]) -> BitMap:
+    def any_of(self, facet: str, values: Iterable[str]) -> DocSet:
         """Documents holding at least one of the given values of a facet (an OR)."""
         maps = [self.value_set(facet, v) for v in values]
         return BitMap.union(*maps) if maps else BitMap()
@@ -213,7 +215,7 @@ def positions(order: list[int]) -> np.ndarray:
 
 
 def _write_facet_file(
-    path: Path, header: dict, values: dict[str, list[str]], bitmaps: dict[str, list]
+    path: Path, header: dict[str, Any], values: dict[str, list[str]], bitmaps: dict[str, list[Any]]
 ) -> None:
     """A JSON header (with every facet's values and their bitmaps' sizes), then the bitmaps."""
     header = {**header, "facets": {}}
@@ -233,14 +235,17 @@ def _write_facet_file(
             out.write(blob)
 
 
-def _read_facet_file(path: Path, kind) -> tuple[dict, dict[str, list[str]], dict[str, list]]:
+def _read_facet_file(
+    path: Path, kind: type[BitMap] | type[FrozenBitMap]
+) -> tuple[dict[str, Any], dict[str, list[str]], dict[str, list[Any]]]:
     """What _write_facet_file wrote: (header, values, bitmaps of the given kind)."""
     data = path.read_bytes()
     (head_len,) = _HEADER.unpack_from(data)
     header = json.loads(data[_HEADER.size : _HEADER.size + head_len])
     view = memoryview(data)
     offset = _HEADER.size + head_len
-    values, bitmaps = {}, {}
+    values: dict[str, list[str]] = {}
+    bitmaps: dict[str, list[Any]] = {}
     for facet in FACETS:
         entry = header["facets"][facet.name]
         values[facet.name] = entry["values"]

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -20,6 +20,11 @@ from searcher import __version__
 from searcher.errors import IndexUnavailable, QueryError, ReindexRunning, SearcherError
 from searcher.search import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, SORTS
 from searcher.sources import SourceTreeError
+
+if TYPE_CHECKING:  # imported when used: `searcher --help` stays quick
+    from flask import Flask
+
+    from searcher.indexer import ReindexReport
 
 EXIT_PROBLEMS, EXIT_LOCKED, EXIT_UNUSABLE, EXIT_QUERY = 1, 3, 4, 5
 EXIT_LISTEN = 6
@@ -105,7 +110,9 @@ def main() -> None:
     help="Worker processes building tags in parallel [default: cores, at most 4].",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems and the summary.")
-def reindex(source: Path, index_dir: Path, strict: bool, full: bool, jobs, quiet: bool) -> None:
+def reindex(
+    source: Path, index_dir: Path, strict: bool, full: bool, jobs: int | None, quiet: bool
+) -> None:
     """Bring the index up to date with a source tree (only changed tags are rebuilt).
 
     The old index keeps serving until the new one is complete, then is switched over.
@@ -116,12 +123,19 @@ def reindex(source: Path, index_dir: Path, strict: bool, full: bool, jobs, quiet
         _fail(f"--strict: {len(report.problems)} problem(s) above", EXIT_PROBLEMS)
 
 
-def _reindex(source: Path, index_dir: Path, *, quiet: bool = False, full=False, jobs=None):
+def _reindex(
+    source: Path,
+    index_dir: Path,
+    *,
+    quiet: bool = False,
+    full: bool = False,
+    jobs: int | None = None,
+) -> ReindexReport:
     from searcher.indexer import reindex as run_reindex
 
     on_terminal = sys.stderr.isatty() and not quiet
     held: list[str] = []
-    bar = None
+    bar: Any = None  # click's progress bar, drawn once the total is known
 
     def warn(line: str) -> None:
         # On a terminal, hold problems until the progress bar is done drawing.
@@ -205,7 +219,7 @@ def _serve(index_dir: Path, host: str, port: int, threads: int, workers: int) ->
     serve(functools.partial(_make_app, str(index_dir)), sock, workers=workers, threads=threads)
 
 
-def _make_app(index_dir: str):
+def _make_app(index_dir: str) -> Flask:
     """The app of one server process, its index opened before the first request."""
     from searcher.app import create_app
 
@@ -252,7 +266,15 @@ def _make_app(index_dir: str):
     is_flag=True,
     help="Print the /api/search JSON answer (or its JSON error body).",
 )
-def search(query: str, index_dir: Path, filters, page, per_page, sort: str, as_json) -> None:
+def search(
+    query: str,
+    index_dir: Path,
+    filters: tuple[str, ...],
+    page: int,
+    per_page: int,
+    sort: str,
+    as_json: bool,
+) -> None:
     """Search the index from the command line (spec syntax: py-torch@2.5:+cuda ...)."""
     from searcher.search import SearchRequest
     from searcher.search import search as run_search
@@ -330,7 +352,14 @@ def generate(out: Path, specs: int, tags: int, seed: int) -> None:
 @threads_option
 @workers_option
 def demo(
-    index_dir: Path, source: Path, specs: int, rebuild: bool, host, port, threads, workers
+    index_dir: Path,
+    source: Path,
+    specs: int,
+    rebuild: bool,
+    host: str,
+    port: int,
+    threads: int,
+    workers: int,
 ) -> None:
     """Generate a demo listing, index it (unless an index exists) and serve it."""
     from searcher.generate import generate as run_generate

@@ -74,7 +74,8 @@ class Column:
 
     def of(self, ranks: np.ndarray) -> np.ndarray:
         """The value index of each of these documents (single-valued facets)."""
-        return self.values[ranks]
+        held: np.ndarray = self.values[ranks]
+        return held
 
     def tally(self, ranks: np.ndarray, value_count: int) -> np.ndarray:
         """How many of these documents (distinct ranks) hold each value, by value index."""

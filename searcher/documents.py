@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from searcher.schema import FACETS
 
@@ -65,7 +66,7 @@ class Spec:
         """Terms that find this spec by package name: 'py-keras', 'py', 'keras'."""
         return word_terms(self.package)
 
-    def to_record(self) -> dict:
+    def to_record(self) -> dict[str, Any]:
         """The JSON shape of a hit (the API contract's hit object)."""
         return {
             "id": self.id,
@@ -83,12 +84,12 @@ class Spec:
             "tarball": self.tarball,
         }
 
-    def to_row(self) -> tuple:
+    def to_row(self) -> tuple[Any, ...]:
         """The compact form stored in the index: fields in ROW_FIELDS order."""
         return tuple(getattr(self, name) for name in ROW_FIELDS)
 
     @classmethod
-    def from_row(cls, row: tuple) -> Spec:
+    def from_row(cls, row: tuple[Any, ...]) -> Spec:
         """Rebuild a Spec from to_row()'s output."""
         return cls(**dict(zip(ROW_FIELDS, row, strict=True)))
 

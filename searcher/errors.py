@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SearcherError(Exception):
     """A mistake or condition to report to the user in one line, never as a traceback."""
@@ -13,9 +15,9 @@ class SearcherError(Exception):
         self.message = message
         self.position = position
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON error body: {"error": {"status", "message"[, "position"]}}."""
-        error: dict = {"status": self.status, "message": self.message}
+        error: dict[str, Any] = {"status": self.status, "message": self.message}
         if self.position is not None:
             error["position"] = self.position
         return {"error": error}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
@@ -35,7 +36,7 @@ class FacetCount:
     count: int
     selected: bool
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON shape of a facet row."""
         return {"value": self.value, "count": self.count, "selected": self.selected}
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # (name, versions newest first, build system, variant names) of real Spack packages.
 _REAL_PACKAGES = [
@@ -321,7 +324,7 @@ def generate(out: Path, *, specs: int = 20_000, tags: int = 4, seed: int = 0) ->
     packages = _packages(rng, max(len(_REAL_PACKAGES), per_tag // 40))
     develop = _unique(per_tag, lambda: _spec(rng, packages, seed, "develop"))
 
-    pages: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    pages: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     total = 0
     for tag in tag_list:
         if tag == "develop":
@@ -333,7 +336,7 @@ def generate(out: Path, *, specs: int = 20_000, tags: int = 4, seed: int = 0) ->
                 for s in develop
             ]
         else:
-            tag_specs = _unique(per_tag, lambda t=tag: _spec(rng, packages, seed, t, older=True))
+            tag_specs = _unique(per_tag, functools.partial(_spec, rng, packages, seed, tag, True))
         seen = set()
         for spec in tag_specs:
             # A snapshot's own build can coincide with one it kept from develop.
@@ -350,9 +353,9 @@ def generate(out: Path, *, specs: int = 20_000, tags: int = 4, seed: int = 0) ->
     return GenerateReport(tags=tag_list, files=len(pages), specs=total)
 
 
-def _unique(count: int, make) -> list[dict]:
+def _unique(count: int, make: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
     """count specs with distinct hashes (popular packages collide on identical builds)."""
-    specs: dict[str, dict] = {}
+    specs: dict[str, dict[str, Any]] = {}
     attempts = 0
     while len(specs) < count and attempts < count * 20:
         spec = make()
@@ -384,7 +387,9 @@ def _packages(rng: random.Random, count: int) -> list[_Package]:
     return packages
 
 
-def _spec(rng: random.Random, packages: list[_Package], seed: int, tag: str, older=False) -> dict:
+def _spec(
+    rng: random.Random, packages: list[_Package], seed: int, tag: str, older: bool = False
+) -> dict[str, Any]:
     # A few popular packages get many builds, as py-keras and py-jax do in the listing.
     package = packages[min(int(rng.paretovariate(1.1)) - 1, len(packages) - 1)]
     if rng.random() < 0.7:
@@ -438,7 +443,7 @@ def _hash(value: object, length: int) -> str:
     return base64.b32encode(raw).decode().lower()[:length]
 
 
-def _page(tag: str, package: str, specs: list[dict]) -> str:
+def _page(tag: str, package: str, specs: list[dict[str, Any]]) -> str:
     """One listing page; release tags use the older hash-first layout with tarballs."""
     release = not tag.startswith("develop")
     details = []

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
@@ -275,7 +276,7 @@ class ShardWriter:
         save_shard_hashes(self.directory, self._hashes)
 
 
-def write_generation(directory: Path, shards: list[dict], meta: dict) -> int:
+def write_generation(directory: Path, shards: list[dict[str, Any]], meta: dict[str, Any]) -> int:
     """Merge the shards (in the given order) into the generation's files: the bitmap store
     (facets.bin, order.npy), the value columns and the sorted hashes; then its meta.json.
     Returns the number of documents."""
@@ -297,9 +298,10 @@ def write_generation(directory: Path, shards: list[dict], meta: dict) -> int:
     return store.doc_count
 
 
-def read_meta(directory: Path) -> dict:
+def read_meta(directory: Path) -> dict[str, Any]:
     """A generation's meta.json."""
-    return json.loads((directory / META_FILE).read_text())
+    meta: dict[str, Any] = json.loads((directory / META_FILE).read_text())
+    return meta
 
 
 def link_shard(source: Path, target: Path) -> None:
@@ -330,7 +332,8 @@ class ShardReader:
     def number_of(self, doc_id: str) -> int | None:
         """The shard's document number of ``<tag>/<hash>``, or None."""
         with self._lock:
-            return self._searcher.document_number(id=doc_id)
+            number: int | None = self._searcher.document_number(id=doc_id)
+            return number
 
     def specs(self, numbers: Iterable[int]) -> list[Spec]:
         """The stored specs of these document numbers, in order."""

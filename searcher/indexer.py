@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
+from typing import Any
 
 from searcher.errors import IndexUnavailable, IndexWriteError
 from searcher.index import (
@@ -203,10 +204,12 @@ def _reindex(
         build_dir = index_dir.new_build_dir()
         try:
             (build_dir / SHARDS_DIR).mkdir()
-            current = index_dir.current_path() if kept else None
-            for result in kept.values():
-                link_shard(current / SHARDS_DIR / result.dir, build_dir / SHARDS_DIR / result.dir)
-                record(result, kept=True)
+            if kept:
+                current = index_dir.current_path()
+                for result in kept.values():
+                    shard = Path(SHARDS_DIR, result.dir)
+                    link_shard(current / shard, build_dir / shard)
+                    record(result, kept=True)
             built = _build_shards(to_build, build_dir, jobs, progress, record)
             results = {**kept, **built}
             shards = [vars(results[p.tag]) for p in plans]
@@ -241,8 +244,8 @@ def _reindex(
 def _plan(source: Path) -> list[_TagPlan]:
     """Pages grouped by tag folder, with each tag's fingerprint, in tag order."""
     plans = []
-    for tag, pages in groupby(find_pages(source), key=lambda p: p.tag):
-        pages = list(pages)
+    for tag, group in groupby(find_pages(source), key=lambda p: p.tag):
+        pages = list(group)
         digest = hashlib.sha256()
         for page in pages:
             # What was seen when listing the tree (rsync's quick check); a page that
@@ -270,21 +273,27 @@ def _previous_shards(index_dir: IndexDir) -> dict[str, ShardResult] | None:
         return None
 
 
-def _build_shards(plans, build_dir: Path, jobs: int, progress, record) -> dict[str, ShardResult]:
+def _build_shards(
+    plans: list[_TagPlan],
+    build_dir: Path,
+    jobs: int,
+    progress: Progress | None,
+    record: Callable[[ShardResult, bool], None],
+) -> dict[str, ShardResult]:
     total = sum(len(p.pages) for p in plans)
     done = 0
     results: dict[str, ShardResult] = {}
 
-    def finished(result: dict) -> None:
+    def finished(result: dict[str, Any]) -> None:
         nonlocal done
         shard = ShardResult(**result)
         results[shard.tag] = shard
-        record(shard, kept=False)
+        record(shard, False)  # built, not kept
         done += shard.files
         if progress:
             progress(done, total)
 
-    tasks = [
+    tasks: list[dict[str, Any]] = [
         {
             "tag": p.tag,
             "pages": [vars(page) for page in p.pages],
@@ -305,8 +314,8 @@ def _build_shards(plans, build_dir: Path, jobs: int, progress, record) -> dict[s
 
 
 def build_shard(
-    tag: str, pages: list[dict], directory: str, dirname: str, fingerprint: str
-) -> dict:
+    tag: str, pages: list[dict[str, Any]], directory: str, dirname: str, fingerprint: str
+) -> dict[str, Any]:
     """Index one tag's pages into a new shard directory; returns its ShardResult's fields.
 
     Runs in a worker process (searcher/workers.py), or in the reindex itself for one tag.

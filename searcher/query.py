@@ -26,7 +26,7 @@ Mistakes raise QueryError with the position of the offending character.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from searcher.errors import QueryError
@@ -42,6 +42,7 @@ ARCH_KEYS = ("arch", "platform", "os", "target")
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 _NAME_RE = re.compile(rf"{_NAME}\*?")
 # A version list, with spaces around its commas allowed as in Spack (@4.3, 4.6).
+_HASH_BODY = re.compile(r"[A-Za-z0-9]*")
 _VERSION_CHARS = re.compile(r"[=A-Za-z0-9_.:-]*(?:\s*,\s*[=A-Za-z0-9_.:-]*)*")
 _HASH_CHARS = re.compile(r"^[a-z0-9]+$")
 _FIELD = re.compile(rf"^({_NAME}):(?!=)(.*)$", re.S)
@@ -198,7 +199,13 @@ class _State:
         self.clauses.append(clause)
 
 
-def _chunks(text: str):
+def _longest(pattern: re.Pattern[str], text: str, at: int) -> str:
+    """What a pattern that may match nothing matches at text[at:]."""
+    found = pattern.match(text, at)
+    return found.group() if found else ""
+
+
+def _chunks(text: str) -> Iterator[tuple[str, int, bool]]:
     """Split on whitespace; double quotes group. Yields (chunk, start, was_quoted)."""
     i, n = 0, len(text)
     while i < n:
@@ -229,7 +236,7 @@ def _in_version_list(text: str, start: int, i: int) -> bool:
     return in_versions and (before.endswith(",") or after.startswith(","))
 
 
-def _words_of(chunk: str):
+def _words_of(chunk: str) -> Iterator[tuple[int, str]]:
     for match in re.finditer(r"\S+", chunk):
         yield match.start(), match.group()
 
@@ -259,7 +266,7 @@ def _parse_token(state: _State, chunk: str, i: int, pos: int) -> int:
     rest = chunk[i:]
     sigil = rest[0]
     if sigil == "@":
-        body = _VERSION_CHARS.match(rest, 1).group()
+        body = _longest(_VERSION_CHARS, rest, 1)
         _need(body, "@", at + 1)
         state.current(at).versions.append(_versions(body, at + 1))
         state.count += 1
@@ -271,7 +278,7 @@ def _parse_token(state: _State, chunk: str, i: int, pos: int) -> int:
         end = 1 + name.end()
         versions = None
         if rest[end : end + 1] == "@":
-            body = _VERSION_CHARS.match(rest, end + 1).group()
+            body = _longest(_VERSION_CHARS, rest, end + 1)
             _need(body, "@", at + end + 1)
             versions = _versions(body, at + end + 1)
             end += 1 + len(body)
@@ -289,7 +296,7 @@ def _parse_token(state: _State, chunk: str, i: int, pos: int) -> int:
         state.count += 1
         return i + 1 + name.end()
     if sigil == "/":
-        body = re.match(r"[A-Za-z0-9]*", rest[1:]).group()
+        body = _longest(_HASH_BODY, rest, 1)
         state.current(at).hashes.append(_hash(body, at + 1, after="/"))
         state.count += 1
         return i + 1 + len(body)

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyroaring import BitMap, FrozenBitMap
 
@@ -92,7 +93,7 @@ class SearchRequest:
             sort=sort,
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The "query" object of the JSON answer."""
         return {
             "q": self.q,
@@ -112,7 +113,7 @@ class SearchResult:
     hits: list[Spec]
     facets: dict[str, list[FacetCount]]
     took_ms: float
-    suggestions: list[dict] = field(default_factory=list)
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
     highlight: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
@@ -120,7 +121,7 @@ class SearchResult:
         """How many pages of per_page hits there are."""
         return max(1, -(-self.total // self.request.per_page))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON answer of /api/search (the documented contract)."""
         return {
             "query": self.request.to_dict(),
@@ -218,7 +219,7 @@ def _facet_docs(snapshot: Snapshot, clause: FacetValue) -> BitMap | FrozenBitMap
     return snapshot.value_set(clause.facet, clause.value)
 
 
-def _suggestions(snapshot: Snapshot, parsed: ParsedQuery) -> list[dict]:
+def _suggestions(snapshot: Snapshot, parsed: ParsedQuery) -> list[dict[str, Any]]:
     """Did-you-mean: for each word or facet value that matched nothing, near spellings."""
     found = []
     tried: list[tuple[str, Sequence[str], int]] = [
@@ -228,8 +229,9 @@ def _suggestions(snapshot: Snapshot, parsed: ParsedQuery) -> list[dict]:
     ]
     clauses = [*parsed.clauses, *(a for spec in parsed.specs for a in spec.arch)]
     for clause in clauses:
-        unknown = isinstance(clause, FacetValue) and not clause.prefix
-        if unknown and not snapshot.value_set(clause.facet, clause.value):
+        if not isinstance(clause, FacetValue) or clause.prefix:
+            continue
+        if not snapshot.value_set(clause.facet, clause.value):
             start = parsed.text.find(clause.value, clause.position)
             tried.append((clause.value, (clause.facet,), start))
     for text, facets, position in tried:
@@ -353,7 +355,7 @@ class SpecDetails:
             f"spack install --cache-only {spec.package}@{spec.version} /{spec.hash}",
         ]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON answer of /api/spec/<tag>/<hash>."""
         return {
             "spec": self.spec.to_record(),

@@ -23,6 +23,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 # The longest request line either server accepts (gunicorn's own maximum): every URL the
 # app produces fits (q <= 1,000 characters, <= 50 facet values of <= 1,000 characters are
@@ -97,7 +101,7 @@ def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
 
 
 def serve(
-    make_app: Callable[[], Callable],
+    make_app: Callable[[], WSGIApplication],
     sock: socket.socket,
     *,
     workers: int,
@@ -156,7 +160,7 @@ def _drain(sock: socket.socket) -> None:
 # -- waitress -----------------------------------------------------------------------------
 
 
-def _serve_waitress(app: Callable, sock: socket.socket, threads: int) -> None:
+def _serve_waitress(app: WSGIApplication, sock: socket.socket, threads: int) -> None:
     from waitress.channel import HTTPChannel
     from waitress.server import TcpWSGIServer
     from waitress.task import ErrorTask
@@ -198,7 +202,7 @@ def _serve_waitress(app: Callable, sock: socket.socket, threads: int) -> None:
         max_request_header_size=MAX_REQUEST_HEAD,
     )
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: object) -> NoReturn:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
@@ -214,7 +218,7 @@ def _serve_waitress(app: Callable, sock: socket.socket, threads: int) -> None:
 
 
 def _serve_gunicorn(
-    make_app: Callable[[], Callable], sock: socket.socket, workers: int, threads: int
+    make_app: Callable[[], WSGIApplication], sock: socket.socket, workers: int, threads: int
 ) -> None:
     from gunicorn.app.base import BaseApplication
 
@@ -238,7 +242,7 @@ def _serve_gunicorn(
             for name, value in options.items():
                 self.cfg.set(name, value)
 
-        def load(self) -> Callable:
+        def load(self) -> WSGIApplication:
             # In each worker, after the fork: the index is opened there, not here.
             return make_app()
 
@@ -246,7 +250,7 @@ def _serve_gunicorn(
     Application().run()
 
 
-def _limit_keepalive(worker, req) -> None:
+def _limit_keepalive(worker: Any, req: Any) -> None:
     """Close a connection after KEEPALIVE_REQUESTS requests (Connection: close).
 
     gunicorn's workers share one listening socket, and a kept-alive connection stays
@@ -258,7 +262,7 @@ def _limit_keepalive(worker, req) -> None:
         req.must_close = True
 
 
-def _json_error_worker():
+def _json_error_worker() -> type:
     """gunicorn's threaded worker, answering the requests it rejects with JSON."""
     from gunicorn import util
     from gunicorn.http import errors
@@ -275,7 +279,9 @@ def _json_error_worker():
     ]
 
     class JsonErrorWorker(ThreadWorker):
-        def handle_error(self, req, client, addr, exc) -> None:
+        def handle_error(
+            self, req: Any, client: socket.socket, addr: Any, exc: BaseException
+        ) -> None:
             status, reason = next(
                 ((code, text) for kind, code, text in statuses if isinstance(exc, kind)),
                 (500, "Internal Server Error"),

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
-from searcher.bitmaps import BitmapStore
+from searcher.bitmaps import BitmapStore, DocSet
 from searcher.columns import Column
 from searcher.documents import Spec
 from searcher.errors import IndexUnavailable
@@ -93,12 +93,12 @@ class Snapshot:
         """Documents holding a facet value (exact, else in any letter case)."""
         return self._store.value_set(facet, value)
 
-    def values_set(self, facet: str, value_prefix: str) -> BitMap:
+    def values_set(self, facet: str, value_prefix: str) -> DocSet:
         """Documents holding a value of the facet that starts with value_prefix (any case)."""
         folded = value_prefix.casefold()
         return self._store.values_set(facet, lambda v: v.casefold().startswith(folded))
 
-    def any_of(self, facet: str, values: Iterable[str]) -> BitMap:
+    def any_of(self, facet: str, values: Iterable[str]) -> DocSet:
         """Documents holding at least one of these values of a facet."""
         return self._store.any_of(facet, values)
 

@@ -16,6 +16,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -180,8 +181,9 @@ class _Tree:
         try:
             entries = sorted(os.scandir(parent), key=lambda e: e.name)
         except OSError as exc:
-            problem = f"cannot list folder: {exc.strerror}"
-            yield PageFile(str(parent), tag or parent.name, problem=problem)
+            yield PageFile(
+                str(parent), tag or parent.name, problem=f"cannot list folder: {exc.strerror}"
+            )
             return
         for entry in entries:
             if entry.name.startswith("."):
@@ -285,7 +287,7 @@ def _too_large(size: int) -> str:
     )
 
 
-def _load_front_matter(path: Path | str, text: str) -> dict:
+def _load_front_matter(path: Path | str, text: str) -> dict[str, Any]:
     lines = text.lstrip("\ufeff").splitlines()
     if not lines or lines[0].strip() != "---":
         raise SourceError(path, "no front matter (the file must start with a '---' line)")
@@ -379,7 +381,7 @@ def _where_event(event: yaml.Event) -> str:
     return f" at line {mark.line + 2}, column {mark.column + 1}" if mark else ""
 
 
-def _json_fast_path(lines: list[str]) -> tuple[list[str], dict, list[str]]:
+def _json_fast_path(lines: list[str]) -> tuple[list[str], dict[str, Any], list[str]]:
     """Take the one-line JSON value of spec_details (and the unused meta) out of the YAML.
 
     The listing writes them as single-line JSON, which is also YAML; json reads them
@@ -409,7 +411,7 @@ def _json_fast_path(lines: list[str]) -> tuple[list[str], dict, list[str]]:
     return header, values, errors
 
 
-def _page_from_front_matter(path: Path | str, data: dict) -> Page:
+def _page_from_front_matter(path: Path | str, data: dict[str, Any]) -> Page:
     if "spec_details" not in data and ("spec_names" in data or data.get("category")):
         raise LegacyPageError(
             path, "old untagged format (spec_names without hashes), skipped: it has no tag"

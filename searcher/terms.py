@@ -13,7 +13,7 @@ import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyroaring import BitMap, FrozenBitMap
 
@@ -36,7 +36,7 @@ class TermIndex:
     def __init__(self, store: BitmapStore):
         self._store = store
         self._vocabulary = _Vocabulary(store.values)
-        self._cache: OrderedDict[tuple, FrozenBitMap] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], FrozenBitMap] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     def term_set(self, word: str, prefix: bool = False) -> FrozenBitMap:
@@ -53,7 +53,9 @@ class TermIndex:
         )
         return exact, part
 
-    def _cached(self, key: tuple, refs: Callable[[], list[tuple[str, int]]]) -> FrozenBitMap:
+    def _cached(
+        self, key: tuple[Any, ...], refs: Callable[[], list[tuple[str, int]]]
+    ) -> FrozenBitMap:
         # The documents of frequent words are unions of many values; keep recent ones.
         # Server threads share this cache: every use of it holds the lock.
         with self._cache_lock:

@@ -12,7 +12,8 @@ def snapshot() -> Snapshot:
     (app.py's teardown)."""
     if "searcher_snapshot" not in g:
         g.searcher_snapshot = current_app.extensions["searcher.index"].acquire()
-    return g.searcher_snapshot
+    snap: Snapshot = g.searcher_snapshot
+    return snap
 
 
 def request_params() -> dict[str, list[str]]:

@@ -6,6 +6,7 @@ import re
 from urllib.parse import quote_plus
 
 from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
 
 from searcher.errors import BadRequest, QueryError
@@ -54,7 +55,7 @@ def http_url(url: str | None) -> str | None:
 
 
 @bp.get("/")
-def home():
+def home() -> ResponseReturnValue:
     """Open on the default tag (explicitly, in the URL) when the index has it."""
     tag = current_app.config["DEFAULT_TAG"]
     if tag in snapshot().meta.get("tags", []):
@@ -63,7 +64,7 @@ def home():
 
 
 @bp.get("/search")
-def search_page():
+def search_page() -> ResponseReturnValue:
     """The search box, facet sidebar, chips, results and paging."""
     params = request_params()
     expand = list(dict.fromkeys(f for f in params.pop("expand", []) if f))
@@ -94,7 +95,7 @@ def search_page():
 
 
 @bp.get("/spec/<tag>/<hash_>")
-def spec_page(tag: str, hash_: str):
+def spec_page(tag: str, hash_: str) -> ResponseReturnValue:
     """Every field of one spec, how to install it, and the other tags that hold it."""
     details = spec_details(snapshot(), tag, hash_)
     return render_template("spec.html", details=details, spec=details.spec)
@@ -121,7 +122,7 @@ class PageLinks:
         self,
         filters: dict[str, tuple[str, ...]],
         page: int = 1,
-        expand=None,
+        expand: list[str] | None = None,
         q: str | None = None,
         sort: str | None = None,
     ) -> str:

@@ -28,12 +28,18 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
+
+# A task (the keyword arguments of indexer.build_shard) and its result, as JSON objects.
+Task = dict[str, Any]
+Result = dict[str, Any]
+Worker = subprocess.Popen[bytes]
 
 
 class WorkerError(Exception):
     """A task failed in a worker, or the worker died running it."""
 
-    def __init__(self, task: dict, message: str, *, os_error: bool = False):
+    def __init__(self, task: Task, message: str, *, os_error: bool = False):
         super().__init__(message)
         self.task = task
         self.message = message
@@ -58,16 +64,16 @@ class WorkerPool:
             for _ in range(jobs)
         ]
 
-    def run(self, tasks: list[dict]) -> Iterator[tuple[dict, dict]]:
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, Result]]:
         """(task, result) for every task, in the order they finish; WorkerError on failure."""
         queue = list(reversed(tasks))
-        running: dict[subprocess.Popen, dict] = {}
+        running: dict[Worker, Task] = {}
         selector = selectors.DefaultSelector()
         try:
             for worker in self._workers:
                 if queue:
                     self._send(worker, queue.pop(), running)
-                    selector.register(worker.stdout, selectors.EVENT_READ, worker)
+                    selector.register(_pipes(worker)[1], selectors.EVENT_READ, worker)
             while running:
                 for key, _ in selector.select():
                     worker = key.data
@@ -76,30 +82,32 @@ class WorkerPool:
                     if queue:
                         self._send(worker, queue.pop(), running)
                     else:
-                        selector.unregister(worker.stdout)
+                        selector.unregister(_pipes(worker)[1])
         finally:
             selector.close()
 
     @staticmethod
-    def _send(worker: subprocess.Popen, task: dict, running: dict) -> None:
+    def _send(worker: Worker, task: Task, running: dict[Worker, Task]) -> None:
+        stdin, _ = _pipes(worker)
         try:
-            worker.stdin.write(json.dumps(task).encode() + b"\n")
-            worker.stdin.flush()
+            stdin.write(json.dumps(task).encode() + b"\n")
+            stdin.flush()
         except BrokenPipeError:
             code = worker.wait()
             raise WorkerError(task, f"the worker process died ({_how(code)})") from None
         running[worker] = task
 
     @staticmethod
-    def _receive(worker: subprocess.Popen, task: dict) -> dict:
-        line = worker.stdout.readline()
+    def _receive(worker: Worker, task: Task) -> Result:
+        line = _pipes(worker)[1].readline()
         if not line:
             code = worker.wait()
             raise WorkerError(task, f"the worker process died ({_how(code)})")
         answer = json.loads(line)
         if "error" in answer:
             raise WorkerError(task, answer["error"], os_error=answer.get("os_error", False))
-        return answer["result"]
+        result: Result = answer["result"]
+        return result
 
     def close(self, *, kill: bool = False) -> None:
         """Stop the workers: at the end of their input, or at once (kill) after a failure."""
@@ -107,20 +115,26 @@ class WorkerPool:
             if kill:
                 worker.terminate()
             with contextlib.suppress(OSError):  # a worker that died closed its end
-                worker.stdin.close()
+                _pipes(worker)[0].close()
         for worker in self._workers:
             try:
                 worker.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
-            worker.stdout.close()
+            _pipes(worker)[1].close()
 
     def __enter__(self) -> WorkerPool:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self.close(kill=exc_type is not None)
+
+
+def _pipes(worker: Worker) -> tuple[IO[bytes], IO[bytes]]:
+    """A worker's stdin and stdout (both pipes: see WorkerPool.__init__)."""
+    assert worker.stdin is not None and worker.stdout is not None
+    return worker.stdin, worker.stdout
 
 
 def _how(code: int) -> str:
@@ -148,6 +162,7 @@ def main() -> None:
 
     for line in sys.stdin:
         task = json.loads(line)
+        answer: dict[str, Any]
         try:
             answer = {"result": build_shard(**task)}
         except OSError as exc:
