@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,3 +48,18 @@ def percentile(values: list[float], q: float) -> float:
 def searcher_command(*args: str, **kwargs) -> subprocess.Popen:
     """Start `python -m searcher ARGS` from the checkout, as a child process."""
     return subprocess.Popen([sys.executable, "-m", "searcher", *args], cwd=ROOT, **kwargs)
+
+
+def timed(fn, repeat: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -318,7 +318,7 @@ def search(
             f"%{spec.compiler}  /{spec.hash[:7]}"
         )
     for suggestion in result.suggestions:
-        click.echo(f"did you mean: {suggestion['q']}")
+        click.echo(f"did you mean: {suggestion.q}")
 
 
 @main.command()

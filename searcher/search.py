@@ -104,6 +104,19 @@ class SearchRequest:
         }
 
 
+@dataclass(frozen=True)
+class Suggestion:
+    """Did-you-mean: a word or value that matched nothing, a near spelling, the new query."""
+
+    text: str
+    suggestion: str
+    q: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON shape of a suggestion."""
+        return {"text": self.text, "suggestion": self.suggestion, "q": self.q}
+
+
 @dataclass
 class SearchResult:
     """Everything one search found; the page and /api/search both render this."""
@@ -113,7 +126,7 @@ class SearchResult:
     hits: list[Spec]
     facets: dict[str, list[FacetCount]]
     took_ms: float
-    suggestions: list[dict[str, Any]] = field(default_factory=list)
+    suggestions: list[Suggestion] = field(default_factory=list)
     highlight: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
@@ -128,7 +141,7 @@ class SearchResult:
             "total": self.total,
             "hits": [spec.to_record() for spec in self.hits],
             "facets": {name: [c.to_dict() for c in rows] for name, rows in self.facets.items()},
-            "suggestions": self.suggestions,
+            "suggestions": [s.to_dict() for s in self.suggestions],
             "took_ms": round(self.took_ms, 3),
         }
 
@@ -219,7 +232,7 @@ def _facet_docs(snapshot: Snapshot, clause: FacetValue) -> BitMap | FrozenBitMap
     return snapshot.value_set(clause.facet, clause.value)
 
 
-def _suggestions(snapshot: Snapshot, parsed: ParsedQuery) -> list[dict[str, Any]]:
+def _suggestions(snapshot: Snapshot, parsed: ParsedQuery) -> list[Suggestion]:
     """Did-you-mean: for each word or facet value that matched nothing, near spellings."""
     found = []
     tried: list[tuple[str, Sequence[str], int]] = [
@@ -237,7 +250,7 @@ def _suggestions(snapshot: Snapshot, parsed: ParsedQuery) -> list[dict[str, Any]
     for text, facets, position in tried:
         for better in snapshot.closest(facets, text):
             q = parsed.text[:position] + better + parsed.text[position + len(text) :]
-            found.append({"text": text, "suggestion": better, "q": q})
+            found.append(Suggestion(text, better, q))
     return found
 
 
