@@ -148,12 +148,16 @@ def workers_of(master: int) -> list[int]:
     return [int(pid) for pid in children]
 
 
-def test_every_worker_serves_and_answers_match_one_at_a_time(generated_index, live_server_for):
-    """2 workers, 8 client threads, 400 requests: each answer equals the sequential one,
-    and both worker processes did part of the work."""
-    server = live_server_for(generated_index, workers=2)
-    workers = workers_of(server.process.pid)
-    assert sorted(workers) == sorted(server.pids)  # the processes that said they are ready
+@pytest.mark.parametrize("workers", SERVERS)
+def test_concurrent_answers_match_one_at_a_time_and_every_worker_serves(
+    generated_index, live_server_for, workers
+):
+    """8 client threads, 400 requests: each answer equals the sequential one; with
+    gunicorn, both worker processes did part of the work."""
+    server = live_server_for(generated_index, workers=workers)
+    # The processes that said they are ready: the workers, or waitress's one process.
+    workers = workers_of(server.process.pid) or [server.process.pid]
+    assert sorted(workers) == sorted(server.pids)
     queries = [
         "q=py-torch%2Bcuda",
         "q=linux&os=ubuntu22.04",
