@@ -231,8 +231,9 @@ def _in_version_list(text: str, start: int, i: int) -> bool:
     """Whether the space at i sits by a comma of a version list (@4.3, 4.6): Spack reads
     the list across it, so the chunk goes on."""
     before, after = text[start:i].rstrip(), text[i:].lstrip()
-    last = max(before.rfind(c) for c in "@%+~/=")
-    in_versions = last >= 0 and before[last] == "@"
+    at = before.rfind("@")
+    # Everything since the last '@' is a version list so far (@=1.2, @1.2:1.4, ...).
+    in_versions = at >= 0 and _VERSION_CHARS.fullmatch(before, at + 1) is not None
     return in_versions and (before.endswith(",") or after.startswith(","))
 
 

@@ -21,8 +21,9 @@ from functools import lru_cache
 
 INFINITY_VERSIONS = ("stable", "trunk", "head", "master", "main", "develop")
 _SEGMENT = re.compile(r"([0-9]+)|([a-zA-Z]+)")
-_PRERELEASE = {"alpha": 0, "beta": 1, "rc": 2}
 _FINAL = 3
+# As spack.version: a trailing "final" is the release itself (1.0final is 1.0).
+_PRERELEASE = {"alpha": 0, "beta": 1, "rc": 2, "final": _FINAL}
 
 Component = tuple[int, int | str]
 
@@ -101,6 +102,11 @@ class VersionRange:
     exact: bool = False
 
     def __contains__(self, version: Version) -> bool:
+        if self.lo is not None and self.lo.git_ref:
+            # A git version asked for (@git.v2.1, @git.v2.1=2.1): that ref, and the same
+            # assigned version when one is given (as Spack's GitVersion.satisfies).
+            same = (version.release, version.prerelease) == (self.lo.release, self.lo.prerelease)
+            return version.git_ref == self.lo.git_ref and (self.lo.is_unassigned_git or same)
         if version.is_unassigned_git:
             return self.lo is None and self.hi is None and not self.exact
         if self.exact:
@@ -137,7 +143,17 @@ def _successor(version: Version) -> Version:
     *head, (kind, last) = version.release
     if isinstance(last, int):  # a number, or an infinity word's rank
         return Version((*head, (kind, last + 1)))
-    return Version((*head, (kind, last[:-1] + chr(ord(last[-1]) + 1))))
+    word = _next_word(last)
+    while word in INFINITY_VERSIONS:  # those are not words (masteq -> mastes)
+        word = _next_word(word)
+    return Version((*head, (kind, word)))
+
+
+def _next_word(word: str) -> str:
+    """The next word over A-Z then a-z, as spack.version's _next_str: z -> zA, Z -> a."""
+    if not word or word[-1] == "z":
+        return word + "A"
+    return word[:-1] + ("a" if word[-1] == "Z" else chr(ord(word[-1]) + 1))
 
 
 class VersionSyntaxError(ValueError):
@@ -149,6 +165,8 @@ class VersionSyntaxError(ValueError):
 
 
 _VERSION_TEXT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# A git version: git.<ref> or a commit sha, and =<version> (no range: 400).
+_GIT_TEXT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(=[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
 
 
 def parse_version_list(text: str) -> VersionList:
@@ -165,6 +183,10 @@ def parse_version_list(text: str) -> VersionList:
 def _parse_range(part: str, offset: int) -> VersionRange:
     if not part:
         raise VersionSyntaxError("empty version", offset)
+    git = part.removeprefix("=")
+    if parse_version(git).git_ref:
+        _check(git, offset + len(part) - len(git), _GIT_TEXT)
+        return VersionRange(parse_version(git), parse_version(git))
     if part.startswith("="):
         body = part[1:]
         _check(body, offset + 1)
@@ -183,7 +205,8 @@ def _parse_range(part: str, offset: int) -> VersionRange:
     return VersionRange(version, version)
 
 
-def _check(text: str, offset: int) -> None:
-    if not _VERSION_TEXT.match(text):
-        bad = next((i for i, c in enumerate(text) if not (c.isalnum() or c in "_.-")), 0)
+def _check(text: str, offset: int, pattern: re.Pattern[str] = _VERSION_TEXT) -> None:
+    if not pattern.match(text):
+        allowed = "_.-=" if pattern is _GIT_TEXT else "_.-"
+        bad = next((i for i, c in enumerate(text) if not (c.isalnum() or c in allowed)), 0)
         raise VersionSyntaxError(f"{text!r} is not a version", offset + bad)

@@ -97,7 +97,7 @@ def facet_rows(specs: list[dict], filters: dict[str, list[str]], size: int = 20)
 # searcher/versions.py; tests/test_versions.py checks it against literal tables.
 
 INFINITY_ASCENDING = ("stable", "trunk", "head", "master", "main", "develop")
-PRERELEASES = ("alpha", "beta", "rc")
+PRERELEASES = ("alpha", "beta", "rc", "final")  # "final" is the release itself
 GIT_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
@@ -144,15 +144,15 @@ def _compare_standard(a: str, b: str) -> int:
             return order
     if len(ra) != len(rb):
         return -1 if len(ra) < len(rb) else 1
-    # A release is above its own alpha, beta and rc.
-    if not pa and not pb:
-        return 0
-    if not pa or not pb:
-        return 1 if not pa else -1
-    if pa[0] != pb[0]:
-        return -1 if PRERELEASES.index(pa[0]) < PRERELEASES.index(pb[0]) else 1
-    na, nb = (int(p[1]) if len(p) > 1 else -1 for p in (pa, pb))  # rc < rc0 < rc1
-    return (na > nb) - (na < nb)
+    # alpha < beta < rc < the release (or "final"), each without a number below with one.
+    ka, kb = _prerelease_rank(pa), _prerelease_rank(pb)
+    return (ka > kb) - (ka < kb)
+
+
+def _prerelease_rank(pre: list[str]) -> list[int]:
+    if not pre:
+        return [PRERELEASES.index("final")]
+    return [PRERELEASES.index(pre[0]), *(int(n) for n in pre[1:])]
 
 
 def compare_versions(a: str, b: str) -> int:
@@ -206,13 +206,35 @@ def next_version(version: str) -> str:
     word's last letter one up. Not defined after an infinity word.
     """
     release, pre = _release_and_prerelease(version)
-    if pre:
+    if pre and pre[0] != "final":
         return ".".join([*release, pre[0] + str(int(pre[1]) + 1 if len(pre) > 1 else 0)])
     last = release[-1]
     if last in INFINITY_ASCENDING:
         raise ValueError(f"no version string follows {version!r}")
-    release[-1] = str(int(last) + 1) if last.isdigit() else last[:-1] + chr(ord(last[-1]) + 1)
+    if last.isdigit():
+        release[-1] = str(int(last) + 1)
+        return ".".join(release)
+    # The next word over the letters A..Z a..z, skipping the infinity words (Spack's rule).
+    word = last
+    while True:
+        if word.endswith("z"):
+            word += "A"
+        else:
+            word = word[:-1] + ("a" if word.endswith("Z") else chr(ord(word[-1]) + 1))
+        if word not in INFINITY_ASCENDING:
+            break
+    release[-1] = word
     return ".".join(release)
+
+
+def git_holds(version: str, query: str) -> bool:
+    """Whether a listed version satisfies a git version asked for: the same ref, and the
+    same assigned version when the query gives one."""
+    mine, wanted = _git(version), _git(query)
+    assert wanted is not None, query
+    if mine is None or mine[0] != wanted[0]:
+        return False
+    return wanted[1] is None or (mine[1] is not None and _compare_standard(mine[1], wanted[1]) == 0)
 
 
 def in_spack_range(version: str, lo: str | None, hi: str | None) -> bool:

@@ -67,6 +67,13 @@ RANGES = {
     "@:": ORDER,
     "@0.9, 2": ["0.9", "2", "2.0"],
     "@0.9 ,1.2a": ["0.9", "1.2a"],
+    "@=1.0, 2": ["1.0", "2", "2.0"],
+    "@1.2a": ["1.2a"],
+    # A git version asked for holds that ref (and its assigned version, when given).
+    "@git.v1.0-fix": ["git.v1.0-fix=1.0"],
+    f"@{SHA}=1.0": [f"{SHA}=1.0"],
+    "@git.feature": ["git.feature"],
+    "@git.feature=1.0": [],
 }
 
 
@@ -128,6 +135,9 @@ def test_the_reference_ranges_hold_what_the_table_says(query, expected):
     held = []
     for part in query[1:].split(","):
         part = part.strip()
+        if part.startswith("git.") or part.startswith(SHA):
+            held += [v for v in ORDER if reference.git_holds(v, part)]
+            continue
         if part.startswith("="):
             held += [v for v in ORDER if v == part[1:]]
             continue
@@ -140,7 +150,9 @@ def test_the_reference_ranges_hold_what_the_table_says(query, expected):
 VERSION = st.lists(
     st.one_of(
         st.integers(0, 12).map(str),
-        st.sampled_from(["a", "b", "rc", "beta", "alpha", "x", "develop", "main"]),
+        st.sampled_from(
+            ["a", "b", "rc", "beta", "alpha", "final", "x", "z", "Z", "Ab", "develop", "main"]
+        ),
     ),
     min_size=1,
     max_size=4,
@@ -161,3 +173,17 @@ def test_a_range_holds_exactly_what_the_reference_says(lo, hi, v):
     if not v.startswith("git."):  # @= takes a standard version; it holds just that one
         assert parse_version_list(f"={v}").matches(v)
         assert not parse_version_list(f"={v}").matches(f"git.{SHA}={v}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(v=LISTED, assigned=st.one_of(st.none(), VERSION))
+def test_a_git_version_asked_for_holds_exactly_what_the_reference_says(v, assigned):
+    for ref in (f"git.{SHA}", SHA):
+        query = ref if assigned is None else f"{ref}={assigned}"
+        assert parse_version_list(query).matches(v) == reference.git_holds(v, query), query
+
+
+def test_a_trailing_final_is_the_release_itself():
+    assert reference.compare_versions("1.0final", "1.0") == 0
+    assert parse_version_list("=1.0").matches("1.0final")
+    assert parse_version_list("=1.0final").matches("1.0")
