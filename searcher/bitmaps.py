@@ -9,8 +9,9 @@ combine with C-speed set operations.
 Shards (one per build-cache tag) record their documents' facet values by local document
 number while they are built (``ShardPostings``, ``postings.bin``); ``BitmapStore.merge``
 lays the shards end to end, computes the ranks and maps everything to rank space
-(``facets.bin``, ``order.npy``). Both files are a JSON header (each facet's values and
-their bitmaps' sizes) followed by the serialized bitmaps.
+(``facets.bin``; ``order.npy`` and ``rank_of.npy``, rank <-> document number).
+``postings.bin`` and ``facets.bin`` are a JSON header (each facet's values and their
+bitmaps' sizes) followed by the serialized bitmaps.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from typing import Any
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
+from searcher.columns import mapped
 from searcher.schema import FACETS
 from searcher.versions import parse_version
 
 FORMAT = "searcher-facets/3"
 FACETS_FILE = "facets.bin"
 ORDER_FILE = "order.npy"
+RANKS_FILE = "rank_of.npy"
 SHARD_POSTINGS_FILE = "postings.bin"
 # Display order: these facets, in this order, then position in the listing.
 _ORDER = ("package", "version", "tag", "os", "target", "compiler")
@@ -80,11 +83,14 @@ class BitmapStore:
         values: dict[str, list[str]],
         bitmaps: dict[str, list[FrozenBitMap]],
         order: np.ndarray,
+        rank_of: np.ndarray,
     ):
         self.values = values
         self.bitmaps = bitmaps
-        # order[rank] = global document number (shards laid end to end in tag order).
+        # order[rank] = global document number (shards laid end to end in tag order), and
+        # rank_of[number] = its rank.
         self.order = order
+        self.rank_of = rank_of
         self.doc_count = len(order)
         self.all_docs = FrozenBitMap(range(self.doc_count))
         self._index = {name: {v: i for i, v in enumerate(vals)} for name, vals in values.items()}
@@ -127,13 +133,14 @@ class BitmapStore:
             name: [FrozenBitMap(np.sort(rank_of[ids]).astype(np.uint32)) for ids in per_value]
             for name, per_value in global_ids.items()
         }
-        return cls(values, bitmaps, order.astype(np.int64))
+        return cls(values, bitmaps, order.astype(np.int64), rank_of.astype(np.int32))
 
     def save(self, directory: Path) -> None:
-        """Write facets.bin (JSON header, serialized bitmaps) and order.npy."""
+        """Write facets.bin (JSON header, serialized bitmaps), order.npy and rank_of.npy."""
         header = {"format": FORMAT, "doc_count": self.doc_count}
         _write_facet_file(directory / FACETS_FILE, header, self.values, self.bitmaps)
         np.save(directory / ORDER_FILE, self.order, allow_pickle=False)
+        np.save(directory / RANKS_FILE, self.rank_of, allow_pickle=False)
 
     @classmethod
     def load(cls, directory: Path) -> BitmapStore:
@@ -141,7 +148,20 @@ class BitmapStore:
         header, values, bitmaps = _read_facet_file(directory / FACETS_FILE, FrozenBitMap)
         if header.get("format") != FORMAT:
             raise ValueError(f"{directory / FACETS_FILE}: unknown format {header.get('format')}")
-        return cls(values, bitmaps, np.load(directory / ORDER_FILE, allow_pickle=False))
+        # Memory-mapped: the processes of a server share them. A damaged pair (not each
+        # other's inverse, so not a permutation) is refused here, not met by a request.
+        order, rank_of = mapped(directory / ORDER_FILE), mapped(directory / RANKS_FILE)
+        total = len(order)
+        if (
+            order.dtype != np.int64
+            or rank_of.dtype != np.int32
+            or len(rank_of) != total
+            or header.get("doc_count") != total
+            or (total and not (order.min() >= 0 and order.max() < total))
+            or not np.array_equal(rank_of[order], np.arange(total, dtype=np.int32))
+        ):
+            raise ValueError(f"{directory / ORDER_FILE}: not the order of {total} documents")
+        return cls(values, bitmaps, order, rank_of)
 
     # -- document sets ----------------------------------------------------------------------
 

@@ -58,16 +58,29 @@ class Column:
             np.save(directory / f"column-{facet}-offsets.npy", self.offsets, allow_pickle=False)
 
     @classmethod
-    def load(cls, directory: Path, facet: str, multi: bool, doc_count: int) -> Column:
-        """Map what save() wrote; ValueError if it does not fit the generation."""
+    def load(
+        cls, directory: Path, facet: str, multi: bool, doc_count: int, value_count: int
+    ) -> Column:
+        """Map what save() wrote; ValueError if it does not fit the generation (its length,
+        its value indexes, its offsets): a damaged column is refused here, not met by a
+        request."""
         values = mapped(directory / f"column-{facet}.npy")
         offsets = None
         if multi:
             path = directory / f"column-{facet}-offsets.npy"
             offsets = mapped(path)
-            fits = len(offsets) == doc_count + 1 and offsets[-1] == len(values)
+            fits = (
+                offsets.dtype == np.int64
+                and len(offsets) == doc_count + 1
+                and offsets[0] == 0
+                and offsets[-1] == len(values)
+                and bool(np.all(np.diff(offsets) >= 0))
+            )
         else:
             fits = len(values) == doc_count
+        lowest = 0 if multi else -1  # -1: a document without a value of a single facet
+        if len(values) and fits and values.dtype == np.int32:
+            fits = lowest <= int(values.min()) and int(values.max()) < value_count
         if not fits or values.dtype != np.int32:
             raise ValueError(f"{directory}: the {facet} column does not fit the generation")
         return cls(values, offsets)

@@ -47,9 +47,13 @@ class FacetCounter:
     def __init__(self, store: BitmapStore, columns: dict[str, Column]):
         self._store = store
         self._columns = columns
-        # Position of each value in the order sort=version / sort=tag lists them.
+        # Position of each value in the order sort=version / sort=tag lists them, and one
+        # more at the end: a column's -1 (no value) indexes it, after every value.
         self._sort_position = {
-            name: positions(value_order(name, store.values[name])) for name in SORT_FACETS
+            name: np.append(
+                positions(value_order(name, store.values[name])), len(store.values[name])
+            )
+            for name in SORT_FACETS
         }
 
     def top_counts(

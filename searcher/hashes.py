@@ -67,6 +67,9 @@ class HashIndex:
             raise ValueError(
                 f"{directory / HASHES_FILE}: {len(hashes)} hashes for {doc_count} documents"
             )
+        # Out of order, a binary search finds the wrong hashes; refuse it at open.
+        if doc_count and (int(ranks.max()) >= doc_count or np.any(hashes[1:] < hashes[:-1])):
+            raise ValueError(f"{directory / HASHES_FILE}: not sorted hashes of this generation")
         return cls(hashes, ranks)
 
     def with_prefix(self, prefix: str) -> BitMap:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from whoosh import fields
 
 # 3: hashes in hashes.npy, not Whoosh; no package-name terms in Whoosh (unused).
-SCHEMA_VERSION = 3
+# 4: rank_of.npy beside order.npy.
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
 from searcher.bitmaps import BitmapStore, DocSet
@@ -51,25 +50,28 @@ class Snapshot:
                 raise ValueError("built by another version of searcher; run searcher reindex")
             store = BitmapStore.load(directory)
             columns = {
-                f.name: Column.load(directory, f.name, f.multi, store.doc_count) for f in FACETS
+                f.name: Column.load(
+                    directory, f.name, f.multi, store.doc_count, len(store.values[f.name])
+                )
+                for f in FACETS
             }
             self._hashes = HashIndex.load(directory, store.doc_count)
             offsets = [0]
             for shard in self.meta["shards"]:
                 self._shards.append(ShardReader(directory / SHARDS_DIR / shard["dir"]))
-                offsets.append(offsets[-1] + shard["docs"])
+                offsets.append(offsets[-1] + int(shard["docs"]))
+            if offsets[-1] != store.doc_count:
+                raise ValueError(f"its shards hold {offsets[-1]} documents, not {store.doc_count}")
+            self._store = store
+            self._terms = TermIndex(store)
+            self._counter = FacetCounter(store, columns)
+            self._offsets = offsets[:-1]
+            self._shard_of_tag = {s["tag"]: i for i, s in enumerate(self.meta["shards"])}
         except Exception as exc:
             # A damaged or foreign generation, whatever the damage: its files come from
             # disk like any input.
             self.close()
             raise IndexUnavailable(f"cannot open index generation {directory}: {exc}") from exc
-        self._store = store
-        self._terms = TermIndex(store)
-        self._counter = FacetCounter(store, columns)
-        self._offsets = offsets[:-1]
-        self._shard_of_tag = {s["tag"]: i for i, s in enumerate(self.meta["shards"])}
-        self._rank_of = np.empty(store.doc_count, dtype=np.int32)
-        self._rank_of[store.order] = np.arange(store.doc_count, dtype=np.int32)
         self.users = 0  # requests answering from this generation (IndexHandle counts them)
 
     def close(self) -> None:
@@ -165,7 +167,7 @@ class Snapshot:
         if i is None:
             return None
         number = self._shards[i].number_of(doc_id)
-        return None if number is None else int(self._rank_of[self._offsets[i] + number])
+        return None if number is None else int(self._store.rank_of[self._offsets[i] + number])
 
     def ranks_for_hash(self, hash_: str) -> list[int]:
         """Every document (one per tag) listing this exact hash."""
@@ -225,25 +227,39 @@ class IndexHandle:
         return self._open_first()
 
     def _open(self, name: str) -> None:
-        """Open a generation and make it the one requests are answered from."""
+        """Open a generation and make it the one requests are answered from (in a thread
+        of its own: whatever happens here, the next change of CURRENT is followed)."""
+        fresh = None
         try:
             fresh = Snapshot(self.dir.root / name)
         except IndexUnavailable as exc:
             # Keep answering from the generation we have rather than fail requests.
             with self._lock:
                 self._unopenable = name
-                self._opening = False
                 serving = self._snapshot.name if self._snapshot else "nothing"
             self._warn(exc.message, serving)
+        except Exception:  # a bug, or no memory: log it, keep serving, try again later
+            log.exception("opening %s failed", name)
+        finally:
+            with self._lock:
+                self._opening = False
+        if fresh is None:
             return
         with self._lock:
-            self._opening = False
-            if self._closed:  # shut down while we were opening
+            # CURRENT may have moved on (or back, with a repair) while this one opened; a
+            # request that read it earlier must not bring an older generation back.
+            if self._closed or name != self._wanted_quietly():
                 fresh.close()
                 return
             old, self._snapshot = self._snapshot, fresh
             if old is not None and old.users == 0:
                 old.close()
+
+    def _wanted_quietly(self) -> str | None:
+        try:
+            return self.dir.current_name()
+        except IndexUnavailable:
+            return None
 
     def _wanted(self) -> str | None:
         """The generation CURRENT names; None when it cannot be read (keep what is open)."""

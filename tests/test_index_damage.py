@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import cli, searcher_process
@@ -88,11 +89,19 @@ def test_a_damaged_current_is_a_503_then_repaired_by_reindex(index, corpus, dama
 
 
 ARRAYS = ["hashes.npy", "hash_ranks.npy", "column-os.npy", "column-variant.npy"]
-ARRAYS += ["column-variant-offsets.npy"]
+ARRAYS += ["column-variant-offsets.npy", "order.npy", "rank_of.npy"]
+
+
+def wrong_values(path: Path) -> None:
+    """The same shape and type, contents no generation could have: hashes out of order,
+    numbers past any document or value."""
+    array = np.load(path)
+    wrong = np.sort(array)[::-1] if array.dtype.kind == "S" else np.full_like(array, 2**30)
+    np.save(path, wrong)
 
 
 @pytest.mark.parametrize("name", ARRAYS)
-@pytest.mark.parametrize("damage", ["missing", "too short", "not an array"])
+@pytest.mark.parametrize("damage", ["missing", "too short", "not an array", "wrong values"])
 def test_a_damaged_array_of_a_generation_is_a_503_naming_it_and_reindex_full_repairs_it(
     index, corpus, client_for, name, damage
 ):
@@ -102,8 +111,10 @@ def test_a_damaged_array_of_a_generation_is_a_503_naming_it_and_reindex_full_rep
         path.unlink()
     elif damage == "too short":
         path.write_bytes(path.read_bytes()[:200])
-    else:
+    elif damage == "not an array":
         path.write_bytes(b"\x93NUMPY garbage")
+    else:
+        wrong_values(path)
     response = client_for(index).get("/api/search?q=keras")
     assert response.status_code == 503
     message = response.get_json()["error"]["message"]
