@@ -79,7 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def _check_length() -> None:
     # The same limit whichever server runs us (gunicorn enforces it itself, waitress has
-    # only a limit on the whole request head): a longer URL is no URL the app makes.
+    # only a limit on the whole request head), measured as sent: percent-encoded.
     if len(request.full_path) > MAX_REQUEST_LINE:
         abort(414, f"the URL is longer than {MAX_REQUEST_LINE} characters")
 

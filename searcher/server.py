@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-# The longest request line either server accepts (gunicorn's own maximum): every URL the
-# app produces fits (q <= 1,000 characters, <= 50 facet values of <= 1,000 characters are
-# rejected by the app with their own message before that). Longer: 414 (JSON).
+# The longest request line either server accepts, in bytes as sent (percent-encoded):
+# gunicorn's own maximum, and common (nginx's default buffer is 8 KB). It is the first
+# limit a long URL meets: 1,000 characters of q fit when ASCII, 910 of them when each
+# takes 9 bytes encoded (a 3-byte UTF-8 character). Longer: 414, with the JSON body.
 MAX_REQUEST_LINE = 8190
 MAX_HEADER_FIELDS = 100
 MAX_HEADER_FIELD_SIZE = 8190
@@ -235,6 +236,9 @@ def _serve_gunicorn(
         "pre_request": _limit_keepalive,
         "loglevel": "warning",
         "proc_name": "searcher",
+        # gunicorn 27 runs a control server (a thread, and a socket at
+        # ~/.gunicorn/gunicorn.ctl shared by every server of the user): we use neither.
+        "control_socket_disable": True,
     }
 
     class Application(BaseApplication):
@@ -269,6 +273,10 @@ def _json_error_worker() -> type:
     from gunicorn.workers.gthread import ThreadWorker
 
     statuses = [
+        # A header the app answered with that gunicorn refuses is the app's fault: 500.
+        # (They are ParseExceptions, so they come before it.)
+        (errors.InvalidResponseHeader, 500, "Internal Server Error"),
+        (errors.InvalidResponseHeaderName, 500, "Internal Server Error"),
         (errors.LimitRequestLine, 414, "URI Too Long"),
         (errors.LimitRequestHeaders, 431, "Request Header Fields Too Large"),
         (errors.UnsupportedTransferCoding, 501, "Not Implemented"),
