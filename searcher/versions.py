@@ -42,11 +42,6 @@ class Version:
     git_ref: str = ""  # the ref of a git version, "" for any other
 
     @property
-    def is_final(self) -> bool:
-        """Not an alpha, beta or rc."""
-        return self.prerelease == (_FINAL,)
-
-    @property
     def is_unassigned_git(self) -> bool:
         """A git ref with no Spack version assigned: it stands for no range of versions."""
         return self.release[:1] == ((_UNASSIGNED, 0),)
@@ -135,8 +130,8 @@ def _successor(version: Version) -> Version:
     """The version Spack puts right after the versions `version` stands for in a range
     (spack.version's next version): its last number or word, or its prerelease number,
     one up."""
-    if not version.is_final:
-        kind, *number = version.prerelease
+    kind, *number = version.prerelease
+    if kind != _FINAL:  # alpha, beta, rc: the next of them (1.0rc1 -> 1.0rc2, rc -> rc0)
         return Version(version.release, (kind, number[0] + 1 if number else 0))
     if not version.release:
         return Version(((0, "A"),))

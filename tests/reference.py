@@ -138,7 +138,14 @@ def _compare_parts(a: str, b: str) -> int:
 
 
 def _compare_standard(a: str, b: str) -> int:
-    (ra, pa), (rb, pb) = _release_and_prerelease(a), _release_and_prerelease(b)
+    return _compare_split(_release_and_prerelease(a), _release_and_prerelease(b))
+
+
+Split = tuple[list[str], list[str]]  # (release parts, prerelease parts) of a version
+
+
+def _compare_split(a: Split, b: Split) -> int:
+    (ra, pa), (rb, pb) = a, b
     for x, y in zip(ra, rb, strict=False):
         if order := _compare_parts(x, y):
             return order
@@ -199,21 +206,21 @@ def display_order(specs: list[dict]) -> list[dict]:
     return [s for _, s in indexed]
 
 
-def next_version(version: str) -> str:
-    """The version Spack puts right after `version` in a range (lo:hi is [lo, this)).
+def next_version(version: str) -> Split:
+    """The version Spack puts right after `version` in a range (lo:hi is [lo, this)), as
+    (release parts, prerelease parts): a string would not always read back the same.
 
     Its prerelease number one up (rc -> rc0), else its last number one up, else its last
     word's last letter one up. Not defined after an infinity word.
     """
     release, pre = _release_and_prerelease(version)
     if pre and pre[0] != "final":
-        return ".".join([*release, pre[0] + str(int(pre[1]) + 1 if len(pre) > 1 else 0)])
+        return release, [pre[0], str(int(pre[1]) + 1 if len(pre) > 1 else 0)]
     last = release[-1]
     if last in INFINITY_ASCENDING:
-        raise ValueError(f"no version string follows {version!r}")
+        raise ValueError(f"no version follows {version!r}")
     if last.isdigit():
-        release[-1] = str(int(last) + 1)
-        return ".".join(release)
+        return [*release[:-1], str(int(last) + 1)], []
     # The next word over the letters A..Z a..z, skipping the infinity words (Spack's rule).
     word = last
     while True:
@@ -223,8 +230,7 @@ def next_version(version: str) -> str:
             word = word[:-1] + ("a" if word.endswith("Z") else chr(ord(word[-1]) + 1))
         if word not in INFINITY_ASCENDING:
             break
-    release[-1] = word
-    return ".".join(release)
+    return [*release[:-1], word], []
 
 
 def git_holds(version: str, query: str) -> bool:
@@ -247,9 +253,11 @@ def in_spack_range(version: str, lo: str | None, hi: str | None) -> bool:
     if hi is None:
         return True
     hi_release, hi_pre = _release_and_prerelease(hi)
-    if not hi_pre and hi_release[-1] in INFINITY_ASCENDING:
+    hi_final = not hi_pre or hi_pre[0] == "final"
+    if hi_final and hi_release[-1] in INFINITY_ASCENDING:
         # Nothing spells the version after develop: what lies below it is develop
         # itself, its extensions (develop.1) and everything below develop.
         release = _release_and_prerelease(git[1] if git else version)[0]
         return compare_versions(version, hi) <= 0 or release[: len(hi_release)] == hi_release
-    return compare_versions(version, next_version(hi)) < 0
+    own = _release_and_prerelease(git[1] if git else version)
+    return _compare_split(own, next_version(hi)) < 0
