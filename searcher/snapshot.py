@@ -235,17 +235,19 @@ class IndexHandle:
         except IndexUnavailable as exc:
             # Keep answering from the generation we have rather than fail requests.
             with self._lock:
-                self._unopenable = name
                 serving = self._snapshot.name if self._snapshot else "nothing"
             self._warn(exc.message, serving)
-        except Exception:  # a bug, or no memory: log it, keep serving, try again later
+        except Exception:  # a bug, or no memory: log it and keep serving
             log.exception("opening %s failed", name)
         finally:
-            with self._lock:
-                self._opening = False
+            if fresh is None:  # not retried until CURRENT names another generation
+                with self._lock:
+                    self._unopenable = name
+                    self._opening = False
         if fresh is None:
             return
         with self._lock:
+            self._opening = False
             # CURRENT may have moved on (or back, with a repair) while this one opened; a
             # request that read it earlier must not bring an older generation back.
             if self._closed or name != self._wanted_quietly():
