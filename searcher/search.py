@@ -326,7 +326,7 @@ def _single(params: Mapping[str, Sequence[str]], name: str, default: str) -> str
     return values[0] if values else default
 
 
-_DIGITS = re.compile(r"[+-]?[0-9]{1,9}")
+_DIGITS = re.compile(r"-?[0-9]{1,9}")
 
 
 def integer_param(
@@ -334,10 +334,10 @@ def integer_param(
 ) -> int:
     """A whole-number parameter in lo..hi (default when absent); BadRequest otherwise.
 
-    Only ASCII digits: int() also takes "١٢", "1_000" and " 12 ", and str.isdigit() passes
-    "²", which int() then rejects.
+    Only ASCII digits (and a minus, answered with the range): int() also takes "١٢",
+    "1_000", "+5" and " 12 ", and str.isdigit() passes "²", which int() then rejects.
     """
-    raw = _single(params, name, "").strip()
+    raw = _single(params, name, "")
     if not raw:
         return default
     if not _DIGITS.fullmatch(raw):

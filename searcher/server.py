@@ -298,7 +298,8 @@ def _json_error_worker() -> type:
                 self.log.exception("error handling a request")
                 message = "internal error; it has been logged"
             else:
-                self.log.warning("invalid request from %s: %s", (addr or ("",))[0], exc)
+                # Cut: a rejected request line may be 8 KB an attacker repeats.
+                self.log.warning("invalid request from %s: %.200s", (addr or ("",))[0], exc)
                 message = f"{reason}: {str(exc)[:200]}"
             body = error_body(status, message)
             headers = [("Connection", "close"), *ERROR_HEADERS, ("Content-Length", len(body))]
