@@ -15,6 +15,8 @@ project's JSON error body instead of their text/plain or HTML pages.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import signal
@@ -41,6 +43,11 @@ MAX_REQUEST_HEAD = 64 * 1024
 # is still sending (this long at most) before closing: closing a socket with unread input
 # sends a reset, which can make the client lose the answer.
 LINGER_SECONDS = 2.0
+# gunicorn gives a thread to a request only once its head has arrived whole (up to this
+# many bytes: then its parser answers 414/431); a client that sends it slowly waits on
+# the worker's poller, and is closed after HEAD_SECONDS without a whole head.
+HEAD_BYTES = 65536
+HEAD_SECONDS = 10.0
 # Requests answered on one kept-alive connection before it is closed (as nginx's
 # keepalive_requests), so connections spread over the workers again (_limit_keepalive):
 # with 100, the busiest of 2 workers did up to 63% of the work under 16 clients; with 20,
@@ -254,6 +261,41 @@ def _serve_gunicorn(
     Application().run()
 
 
+def _close_off_the_loop(sock: socket.socket, graceful: bool = False) -> None:
+    """A gunicorn connection's close(), without blocking the worker's event loop.
+
+    gunicorn 27's threaded worker closes a finished connection "gracefully" on its main
+    thread: it waits up to 2 s for the client to close its side. A client that keeps its
+    socket open after a Connection: close answer froze every other connection of that
+    worker meanwhile (5 of them in a row stalled it 10 s). linger() does the same wait on
+    a duplicate of the socket, in a thread of its own.
+    """
+    if graceful and _unread(sock):  # else nothing can make the close a reset
+        linger(sock)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+def _unread(sock: socket.socket) -> bool:
+    """Whether the client sent bytes we have not read (closing on them sends a reset)."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:  # nothing waiting (BlockingIOError), or the connection is gone
+        return False
+
+
+def _head_arrived(sock: socket.socket) -> bool:
+    """Whether a whole request head (or more than HEAD_BYTES, or the end: the parser
+    answers those) waits on the socket, looked at without reading it."""
+    try:
+        seen = sock.recv(HEAD_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True  # gunicorn meets the error itself
+    return not seen or len(seen) >= HEAD_BYTES or b"\r\n\r\n" in seen or b"\n\n" in seen
+
+
 def _limit_keepalive(worker: Any, req: Any) -> None:
     """Close a connection after KEEPALIVE_REQUESTS requests (Connection: close).
 
@@ -270,7 +312,7 @@ def _json_error_worker() -> type:
     """gunicorn's threaded worker, answering the requests it rejects with JSON."""
     from gunicorn import util
     from gunicorn.http import errors
-    from gunicorn.workers.gthread import ThreadWorker
+    from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
     statuses = [
         # A header the app answered with that gunicorn refuses is the app's fault: 500.
@@ -287,6 +329,26 @@ def _json_error_worker() -> type:
     ]
 
     class JsonErrorWorker(ThreadWorker):
+        def handle(self, conn: Any) -> Any:
+            # gunicorn's thread reads the request head itself: clients sending headers a
+            # byte a second held every thread (8 of them stopped a 2 x 4 server). Until
+            # the head is whole, hand the connection back to the poller (_DEFER: it comes
+            # back when more arrives); past HEAD_SECONDS, close it.
+            if not hasattr(conn, "searcher_head_since"):  # a connection new to us
+                conn.searcher_head_since = None
+                conn.close = functools.partial(_close_off_the_loop, conn.sock)
+            buffered = conn.parser is not None and conn.parser.unreader.buf.getvalue()
+            if not buffered and not _head_arrived(conn.sock):
+                now = time.monotonic()
+                started = getattr(conn, "searcher_head_since", None)
+                if started is None:
+                    conn.searcher_head_since = now
+                elif now - started > HEAD_SECONDS:
+                    return False  # closed
+                return _DEFER
+            conn.searcher_head_since = None
+            return super().handle(conn)
+
         def handle_error(
             self, req: Any, client: socket.socket, addr: Any, exc: BaseException
         ) -> None:

@@ -129,6 +129,33 @@ def test_gunicorns_master_forks_its_workers_from_a_single_thread(servers):
 
 
 @pytest.mark.parametrize("workers", SERVERS)
+def test_clients_sending_their_headers_slowly_do_not_starve_the_others(servers, workers):
+    """12 connections (more than gunicorn's 2 x 4 threads) dribble a request head, a header
+    line every 0.2 s, for 3 s; meanwhile /api/health answers every time within a second."""
+    port = servers[workers].port
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(12)]
+    try:
+        for sock in slow:
+            sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        deadline, line, took = time.monotonic() + 3, 0, []
+        while time.monotonic() < deadline:
+            for sock in slow:
+                sock.sendall(b"X-Slow-%d: y\r\n" % line)
+            line += 1
+            start = time.monotonic()
+            assert exchange(port, b"GET /api/health HTTP/1.0\r\n\r\n")[0] == 200
+            took.append(time.monotonic() - start)
+            time.sleep(0.2)
+        assert max(took) < 1.0, took
+        for sock in slow:  # the slow ones are answered once their heads are whole
+            sock.sendall(b"Connection: close\r\n\r\n")
+            assert read_answer(sock)[0] == 200
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+@pytest.mark.parametrize("workers", SERVERS)
 def test_a_busy_port_is_one_line_and_exit_6(servers, workers):
     port = servers[workers].port
     result = cli("serve", "--index", servers[workers].index, "--port", port, "--workers", workers)
