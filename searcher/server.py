@@ -309,7 +309,8 @@ def _limit_keepalive(worker: Any, req: Any) -> None:
 
 
 def _json_error_worker() -> type:
-    """gunicorn's threaded worker, answering the requests it rejects with JSON."""
+    """gunicorn's threaded worker, with a thread only for a request whose head has arrived,
+    closes off its event loop, and JSON answers to the requests it rejects."""
     from gunicorn import util
     from gunicorn.http import errors
     from gunicorn.workers.gthread import _DEFER, ThreadWorker
