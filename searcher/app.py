@@ -42,12 +42,9 @@ STATIC_MAX_AGE = 365 * 24 * 3600
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app; config INDEX_DIR defaults to $SEARCHER_INDEX or ./index."""
     templates = templates_dir()
-    app = Flask(
-        __name__,
-        template_folder=str(templates),
-        static_folder=str(templates / "static"),
-        static_url_path="/static",
-    )
+    # The static route is added below, once PROVIDE_AUTOMATIC_OPTIONS is set: Flask's own
+    # (from static_folder=) is made first and would answer OPTIONS with an empty 200.
+    app = Flask(__name__, template_folder=str(templates), static_folder=None)
     app.config.from_mapping(
         INDEX_DIR=os.environ.get("SEARCHER_INDEX", "index"),
         # The tag the front page opens on when the index has it (weekly snapshots copy
@@ -65,6 +62,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # "/api//search" is not "/api/search": no redirect (an HTML 308) to guess the path.
     app.url_map.merge_slashes = False
     app.extensions["searcher.index"] = IndexHandle(app.config["INDEX_DIR"])
+    app.static_folder = str(templates / "static")
+    app.add_url_rule("/static/<path:filename>", "static", app.send_static_file)
     _register_assets(app, templates / "static")
 
     from searcher import api, web

@@ -186,6 +186,14 @@ API_ERRORS = [
 ]
 
 
+def test_options_on_a_static_file_is_a_405_naming_get_and_head(client):
+    response = client.open("/static/style.css", method="OPTIONS")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD"}
+    with client.get("/static/style.css") as served:  # a file answer: close it
+        assert served.status_code == 200
+
+
 @pytest.mark.parametrize(("method", "path", "status"), API_ERRORS)
 def test_every_api_error_is_the_json_error_body(client, method, path, status):
     response = client.open(path, method=method)
