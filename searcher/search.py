@@ -228,7 +228,7 @@ def _spec_docs(snapshot: Snapshot, spec: SpecClause, within: BitMap) -> BitMap:
 
 def _facet_docs(snapshot: Snapshot, clause: FacetValue) -> BitMap | FrozenBitMap:
     if clause.prefix:
-        return snapshot.values_set(clause.facet, clause.value)
+        return snapshot.value_prefix_set(clause.facet, clause.value)
     return snapshot.value_set(clause.facet, clause.value)
 
 

@@ -2,10 +2,11 @@
 
 - ``workers == 1`` (or not Linux): waitress, one process with a pool of threads.
 - ``workers > 1`` on Linux: gunicorn, a master that forks ``workers`` processes with
-  ``threads`` threads each. The master loads nothing of the index: each worker builds the
-  app after the fork, opens the index read-only and follows CURRENT on its own, so a
-  reindex switches every worker over without a restart (and the master never holds a
-  thread that a fork could copy mid-operation).
+  ``threads`` threads each. The master holds no app and no index (cli.py opens it once to
+  check it, and closes it, before serving): each worker builds the app after the fork,
+  opens the index read-only and follows CURRENT on its own, so a reindex switches every
+  worker over without a restart; and the master has no thread a fork could copy
+  mid-operation.
 
 Either way the listening socket is opened here first, so a busy port or a bad address is
 one clear ``ServeError`` before any server starts, and the servers' own error answers
@@ -43,6 +44,7 @@ MAX_REQUEST_HEAD = 64 * 1024
 # is still sending (this long at most) before closing: closing a socket with unread input
 # sends a reset, which can make the client lose the answer.
 LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 2**20
 # gunicorn gives a thread to a request only once its head has arrived whole (up to this
 # many bytes: then its parser answers 414/431); a client that sends it slowly waits on
 # the worker's poller, and is closed after HEAD_SECONDS without a whole head.
@@ -53,7 +55,6 @@ HEAD_SECONDS = 10.0
 # with 100, the busiest of 2 workers did up to 63% of the work under 16 clients; with 20,
 # 52-53% (bench/bench_serve.py, 1M specs). A reconnection on loopback costs ~0.1 ms.
 KEEPALIVE_REQUESTS = 20
-LINGER_BYTES = 64 * 2**20
 
 
 # Every response carries these (README, "Security"), the servers' own error answers
@@ -127,7 +128,8 @@ _lingering = threading.BoundedSemaphore(16)
 
 
 def linger(sock: socket.socket) -> None:
-    """Drain a connection answered with an error, in the background, then close it.
+    """Drain a connection we are closing (after an error answer, or a gunicorn close with
+    input unread), in the background, then close it.
 
     The answer has been sent; the client may still be sending a request we will not
     read. Closing with unread input makes the kernel send a reset, which can destroy the
@@ -276,11 +278,20 @@ def _close_off_the_loop(sock: socket.socket, graceful: bool = False) -> None:
         sock.close()
 
 
+def _peek(sock: socket.socket, size: int) -> bytes | None:
+    """Up to size bytes waiting on the socket, left there; None when none are waiting
+    (b"": the client closed its side). Other OSErrors propagate."""
+    try:
+        return sock.recv(size, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return None
+
+
 def _unread(sock: socket.socket) -> bool:
     """Whether the client sent bytes we have not read (closing on them sends a reset)."""
     try:
-        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-    except OSError:  # nothing waiting (BlockingIOError), or the connection is gone
+        return bool(_peek(sock, 1))
+    except OSError:  # the connection is gone
         return False
 
 
@@ -288,11 +299,11 @@ def _head_arrived(sock: socket.socket) -> bool:
     """Whether a whole request head (or more than HEAD_BYTES, or the end: the parser
     answers those) waits on the socket, looked at without reading it."""
     try:
-        seen = sock.recv(HEAD_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except (BlockingIOError, InterruptedError):
-        return False
+        seen = _peek(sock, HEAD_BYTES)
     except OSError:
         return True  # gunicorn meets the error itself
+    if seen is None:
+        return False
     return not seen or len(seen) >= HEAD_BYTES or b"\r\n\r\n" in seen or b"\n\n" in seen
 
 

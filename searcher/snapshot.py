@@ -95,7 +95,7 @@ class Snapshot:
         """Documents holding a facet value (exact, else in any letter case)."""
         return self._store.value_set(facet, value)
 
-    def values_set(self, facet: str, value_prefix: str) -> DocSet:
+    def value_prefix_set(self, facet: str, value_prefix: str) -> DocSet:
         """Documents holding a value of the facet that starts with value_prefix (any case)."""
         folded = value_prefix.casefold()
         return self._store.values_set(facet, lambda v: v.casefold().startswith(folded))
