@@ -97,7 +97,20 @@ def main() -> None:
     envvar="SEARCHER_SOURCE",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Listing tree of <tag>/<package>/specs.md pages (env SEARCHER_SOURCE).",
+    help="What to index (env SEARCHER_SOURCE): a tree of <tag>/<package>/specs.md listing "
+    "pages, one Spack binary mirror, or a tree of mirrors (<tag>/ and <tag>/<stack>/).",
+)
+@click.option(
+    "--format",
+    "source_format",
+    type=click.Choice(["pages", "mirror", "tree"]),
+    default=None,
+    help="What the source is [default: detected].",
+)
+@click.option(
+    "--tag",
+    default=None,
+    help="The build-cache tag of a single mirror [default: its folder's name].",
 )
 @index_option
 @click.option("--strict", is_flag=True, help="Exit 1 if any file or spec had to be skipped.")
@@ -111,13 +124,22 @@ def main() -> None:
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems and the summary.")
 def reindex(
-    source: Path, index_dir: Path, strict: bool, full: bool, jobs: int | None, quiet: bool
+    source: Path,
+    source_format: str | None,
+    tag: str | None,
+    index_dir: Path,
+    strict: bool,
+    full: bool,
+    jobs: int | None,
+    quiet: bool,
 ) -> None:
-    """Bring the index up to date with a source tree (only changed tags are rebuilt).
+    """Bring the index up to date with a source (only changed tags are rebuilt).
 
     The old index keeps serving until the new one is complete, then is switched over.
     """
-    report = _reindex(source, index_dir, quiet=quiet, full=full, jobs=jobs)
+    report = _reindex(
+        source, index_dir, quiet=quiet, full=full, jobs=jobs, source_format=source_format, tag=tag
+    )
     click.echo(report.summary())
     if strict and report.problems:
         _fail(f"--strict: {len(report.problems)} problem(s) above", EXIT_PROBLEMS)
@@ -130,6 +152,8 @@ def _reindex(
     quiet: bool = False,
     full: bool = False,
     jobs: int | None = None,
+    source_format: str | None = None,
+    tag: str | None = None,
 ) -> ReindexReport:
     from searcher.indexer import reindex as run_reindex
 
@@ -158,7 +182,16 @@ def _reindex(
             click.echo(f"indexed {done}/{total} files", err=True)
 
     try:
-        report = run_reindex(source, index_dir, full=full, jobs=jobs, progress=progress, warn=warn)
+        report = run_reindex(
+            source,
+            index_dir,
+            full=full,
+            jobs=jobs,
+            progress=progress,
+            warn=warn,
+            source_format=source_format,
+            tag=tag,
+        )
     except ReindexRunning as exc:
         _fail(exc.message, EXIT_LOCKED)
     except SourceTreeError as exc:

@@ -31,6 +31,32 @@ def word_terms(value: str) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Dependency:
+    """A direct dependency of a spec, as its mirror's database records it."""
+
+    name: str
+    version: str  # "" when no record of the tag resolves its hash
+    hash: str
+    deptypes: tuple[str, ...] = ()
+    virtuals: tuple[str, ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON shape of a dependency in a hit."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "hash": self.hash,
+            "deptypes": list(self.deptypes),
+            "virtuals": list(self.virtuals),
+        }
+
+
+# Dependency types whose dependencies a spec needs where it is installed (the others,
+# build and test, are needed only to build it).
+RUNTIME_DEPTYPES = frozenset(("link", "run"))
+
+
+@dataclass(frozen=True, slots=True)
 class Spec:
     """One prebuilt spec as listed in one build-cache tag."""
 
@@ -46,11 +72,19 @@ class Spec:
     stacks: tuple[str, ...]
     size: int | None = None
     tarball: str | None = None
+    # Direct dependencies: known for specs read from mirrors; not part of the stored row
+    # (the index's dependency graph holds them, graph.py).
+    dependencies: tuple[Dependency, ...] = ()
 
     @property
     def id(self) -> str:
         """The document id: the same hash may be listed in several tags."""
         return f"{self.tag}/{self.hash}"
+
+    @property
+    def dependency_names(self) -> tuple[str, ...]:
+        """Names of the direct link and run dependencies (the dependency facet)."""
+        return tuple(d.name for d in self.dependencies if RUNTIME_DEPTYPES & set(d.deptypes))
 
     def facet_values(self) -> dict[str, list[str]]:
         """The value(s) this spec holds for every facet (see schema.FACETS); compilers
@@ -82,6 +116,7 @@ class Spec:
             "stacks": list(self.stacks),
             "size": self.size,
             "tarball": self.tarball,
+            "dependencies": [d.to_record() for d in self.dependencies],
         }
 
     def to_row(self) -> tuple[Any, ...]:

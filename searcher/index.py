@@ -40,6 +40,7 @@ from searcher.bitmaps import BitmapStore, ShardPostings
 from searcher.columns import Column
 from searcher.documents import Spec
 from searcher.errors import IndexUnavailable, ReindexRunning
+from searcher.graph import DependencyGraph, ShardGraph
 from searcher.hashes import HashIndex, save_shard_hashes
 from searcher.schema import FACETS, SCHEMA_VERSION, make_schema
 
@@ -258,8 +259,9 @@ class ShardWriter:
             self._writer.cancel()
         self._ix.close()
 
-    def finish(self) -> None:
-        """Commit the documents, check their numbering, write the postings."""
+    def finish(self, graph: ShardGraph | None = None) -> None:
+        """Commit the documents, check their numbering, write the postings (and the
+        shard's dependency graph, for specs from mirrors: graph.py)."""
         self._writer.commit()
         if self.count:
             with self._ix.searcher() as searcher:
@@ -274,11 +276,16 @@ class ShardWriter:
         self._ix.close()
         self.postings.save(self.directory)
         save_shard_hashes(self.directory, self._hashes)
+        if graph is not None:
+            if graph.docs != self.count:
+                raise RuntimeError(f"a graph of {graph.docs} documents for {self.count}")
+            graph.save(self.directory)
 
 
 def write_generation(directory: Path, shards: list[dict[str, Any]], meta: dict[str, Any]) -> int:
     """Merge the shards (in the given order) into the generation's files: the bitmap store
-    (facets.bin, order.npy), the value columns and the sorted hashes; then its meta.json.
+    (facets.bin, order.npy), the value columns, the sorted hashes and the dependency
+    graph; then its meta.json.
     Returns the number of documents."""
     shard_dirs = [directory / SHARDS_DIR / s["dir"] for s in shards]
     store = BitmapStore.merge([ShardPostings.load(d) for d in shard_dirs])
@@ -288,6 +295,7 @@ def write_generation(directory: Path, shards: list[dict[str, Any]], meta: dict[s
             directory, facet.name
         )
     HashIndex.merge(shard_dirs, store.order).save(directory)
+    DependencyGraph.merge(shard_dirs, [s["docs"] for s in shards], store.rank_of).save(directory)
     meta = {
         **meta,
         "schema_version": SCHEMA_VERSION,

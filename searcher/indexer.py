@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,15 @@ from searcher.index import (
     read_meta,
     write_generation,
 )
+from searcher.mirrors import (
+    Mirror,
+    MirrorError,
+    assemble,
+    find_mirrors,
+    fingerprint,
+    layout_of,
+    read_database,
+)
 from searcher.schema import SCHEMA_VERSION
 from searcher.sources import (
     PageFile,
@@ -40,6 +50,9 @@ from searcher.sources import (
     printable,
 )
 from searcher.workers import WorkerError, WorkerPool
+
+# What --format names: listing pages, one mirror, a tree of mirrors (<tag>/<stack>/).
+FORMATS = ("pages", "mirror", "tree")
 
 # Problems kept (in meta.json, and printed) per tag; the rest are counted.
 MAX_PROBLEMS_PER_TAG = 1000
@@ -62,6 +75,7 @@ class ShardResult:
     files_skipped: int = 0
     specs_skipped: int = 0
     problems: list[str] = field(default_factory=list)
+    mirrors: bool = False  # built from mirrors (files are mirrors), not listing pages
 
 
 @dataclass
@@ -111,11 +125,32 @@ class _TagPlan:
     tag: str
     pages: list[PageFile]
     fingerprint: str
+    mirrors: list[Mirror] = field(default_factory=list)
+
+    @property
+    def files(self) -> int:
+        return len(self.pages) + len(self.mirrors)
 
     @property
     def dir(self) -> str:
         safe = re.sub(r"[^A-Za-z0-9._+-]", "_", self.tag)
         return f"{safe}-{hashlib.sha1(self.tag.encode()).hexdigest()[:8]}"
+
+
+def detect_format(source: Path) -> str:
+    """Which FORMATS a source directory holds: a mirror itself, a tree of mirrors (a
+    mirror in <tag>/ or <tag>/<stack>/), else listing pages (<tag>/<package>/specs.md)."""
+    source = Path(source)
+    if not source.is_dir():
+        raise SourceTreeError(f"source directory {printable(str(source))} does not exist")
+    if layout_of(source):
+        return "mirror"
+    if (source / "_cache").is_dir() or any(source.glob("*/*/specs.md")):
+        return "pages"
+    for pattern in ("*", "*/*"):
+        if any(layout_of(d) for d in source.glob(pattern) if d.is_dir()):
+            return "tree"
+    return "pages"  # whose reader says what was expected
 
 
 def reindex(
@@ -126,6 +161,8 @@ def reindex(
     jobs: int | None = None,
     progress: Progress | None = None,
     warn: Warn | None = None,
+    source_format: str | None = None,
+    tag: str | None = None,
 ) -> ReindexReport:
     """Bring the index up to date with source and switch to the result atomically.
 
@@ -135,8 +172,11 @@ def reindex(
     stops it, the previous index stays served.
     """
     index_dir = IndexDir(index_root)
+    kind = source_format or detect_format(source)
+    if kind not in FORMATS:
+        raise SourceTreeError(f"unknown source format {kind!r}: use one of {', '.join(FORMATS)}")
     try:
-        return _reindex(index_dir, source, full, jobs, progress, warn)
+        return _reindex(index_dir, source, kind, tag, full, jobs, progress, warn)
     except OSError as exc:
         message = f"cannot write the index in {index_dir.root}: {_os_error(exc)}"
         raise IndexWriteError(message) from exc
@@ -157,6 +197,8 @@ def _os_error(exc: OSError) -> str:
 def _reindex(
     index_dir: IndexDir,
     source: Path,
+    kind: str,
+    tag: str | None,
     full: bool,
     jobs: int | None,
     progress: Progress | None,
@@ -182,7 +224,7 @@ def _reindex(
 
     with index_dir.lock():
         index_dir.clean()
-        plans = _plan(source)
+        plans = _plan(source) if kind == "pages" else _plan_mirrors(source, kind, tag)
         previous = None if full else _previous_shards(index_dir)
         kept = {
             p.tag: previous[p.tag]
@@ -211,6 +253,10 @@ def _reindex(
                     link_shard(current / shard, build_dir / shard)
                     record(result, kept=True)
             built = _build_shards(to_build, build_dir, jobs, progress, record)
+            for result in _keep_failed_tags(built, previous, index_dir, build_dir):
+                report.problems.append(result.problems[-1])
+                if warn:
+                    warn(result.problems[-1])
             results = {**kept, **built}
             shards = [vars(results[p.tag]) for p in plans]
             report.total_specs = sum(s["docs"] for s in shards)
@@ -256,6 +302,60 @@ def _plan(source: Path) -> list[_TagPlan]:
     return plans
 
 
+def _plan_mirrors(source: Path, kind: str, tag: str | None) -> list[_TagPlan]:
+    """Mirrors grouped by tag, with each tag's fingerprint (its mirrors' index hashes or
+    checksums: a tag none of whose indexes changed is not read again), in tag order."""
+    try:
+        if kind == "mirror":
+            if not layout_of(Path(source)):
+                raise MirrorError(source, "not a mirror: no build_cache/index.json or v3 manifest")
+            mirrors = find_mirrors(source, tag)
+        else:
+            mirrors = find_mirrors(source, as_tree=True)
+    except MirrorError as exc:
+        raise SourceTreeError(str(exc)) from None
+    plans = []
+    for name, group in groupby(mirrors, key=lambda m: m.tag):
+        members = list(group)
+        digest = hashlib.sha256()
+        for mirror in members:
+            line = f"{mirror.label}\t{mirror.location}\t{fingerprint(mirror)}\n"
+            digest.update(line.encode(errors="surrogateescape"))
+        plans.append(_TagPlan(name, [], digest.hexdigest(), members))
+    return plans
+
+
+def _keep_failed_tags(
+    built: dict[str, ShardResult],
+    previous: dict[str, ShardResult] | None,
+    index_dir: IndexDir,
+    build_dir: Path,
+) -> list[ShardResult]:
+    """A tag of mirrors none of which could be read keeps the previous index's documents
+    (a mirror that is down must not empty its tag); returns the tags so kept."""
+    kept = []
+    for name, result in list(built.items()):
+        old = (previous or {}).get(name)
+        if not (result.mirrors and result.files_skipped == result.files) or not old:
+            continue
+        if not old.docs:
+            continue
+        shutil.rmtree(build_dir / SHARDS_DIR / result.dir)
+        link_shard(
+            index_dir.current_path() / SHARDS_DIR / old.dir, build_dir / SHARDS_DIR / old.dir
+        )
+        line = (
+            f"tag {printable(name)}: none of its {result.files} mirrors could be read; "
+            f"kept its {old.docs} specs from the previous index"
+        )
+        # The old fingerprint stays: the next run tries the mirrors again.
+        built[name] = ShardResult(
+            **{**vars(old), "problems": [*result.problems, line], "mirrors": True}
+        )
+        kept.append(built[name])
+    return kept
+
+
 def _previous_shards(index_dir: IndexDir) -> dict[str, ShardResult] | None:
     """The served generation's shards by tag, if it can be built upon."""
     try:
@@ -280,7 +380,7 @@ def _build_shards(
     progress: Progress | None,
     record: Callable[[ShardResult, bool], None],
 ) -> dict[str, ShardResult]:
-    total = sum(len(p.pages) for p in plans)
+    total = sum(p.files for p in plans)
     done = 0
     results: dict[str, ShardResult] = {}
 
@@ -297,11 +397,12 @@ def _build_shards(
         {
             "tag": p.tag,
             "pages": [vars(page) for page in p.pages],
+            "mirrors": [vars(mirror) for mirror in p.mirrors],
             "directory": str(build_dir / SHARDS_DIR / p.dir),
             "dirname": p.dir,
             "fingerprint": p.fingerprint,
         }
-        for p in sorted(plans, key=lambda p: -len(p.pages))
+        for p in sorted(plans, key=lambda p: -p.files)
     ]
     if jobs == 1 or len(tasks) <= 1:
         for task in tasks:
@@ -314,12 +415,20 @@ def _build_shards(
 
 
 def build_shard(
-    tag: str, pages: list[dict[str, Any]], directory: str, dirname: str, fingerprint: str
+    tag: str,
+    pages: list[dict[str, Any]],
+    directory: str,
+    dirname: str,
+    fingerprint: str,
+    mirrors: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Index one tag's pages into a new shard directory; returns its ShardResult's fields.
+    """Index one tag's pages (or mirrors) into a new shard directory; returns its
+    ShardResult's fields.
 
     Runs in a worker process (searcher/workers.py), or in the reindex itself for one tag.
     """
+    if mirrors:
+        return _build_mirror_shard(tag, mirrors, directory, dirname, fingerprint)
     result = ShardResult(tag=tag, dir=dirname, fingerprint=fingerprint)
     problems = _Problems(result, tag)
     writer = ShardWriter(Path(directory))
@@ -345,6 +454,40 @@ def build_shard(
                 seen[spec.id] = page.path
                 writer.add(spec)
         writer.finish()
+    except BaseException:
+        writer.cancel()
+        raise
+    problems.close()
+    result.docs = writer.count
+    return vars(result)
+
+
+def _build_mirror_shard(
+    tag: str, mirrors: list[dict[str, Any]], directory: str, dirname: str, fingerprint: str
+) -> dict[str, Any]:
+    result = ShardResult(tag=tag, dir=dirname, fingerprint=fingerprint, mirrors=True)
+    problems = _Problems(result, tag)
+    databases = []
+    for fields in mirrors:
+        result.files += 1
+        try:
+            db = read_database(Mirror(**fields))
+        except MirrorError as exc:
+            result.files_skipped += 1
+            problems.add(str(exc))
+            continue
+        result.specs_skipped += db.skipped
+        for line in db.problems:
+            problems.add(line)
+        databases.append(db)
+    assembled = assemble(tag, databases)
+    for line in assembled.problems:
+        problems.add(line)
+    writer = ShardWriter(Path(directory))
+    try:
+        for spec in assembled.specs:
+            writer.add(spec)
+        writer.finish(assembled.graph)
     except BaseException:
         writer.cancel()
         raise

@@ -11,6 +11,8 @@ it (the subset that fits build-cache listings)::
                         := exactly these; true/false as +key/~key)
     arch=linux-ubuntu24.04-aarch64 arch=aarch64 platform= os= target=
     /abc1234            hash prefix
+    ^openmpi@5: ^cuda@12+dev   a dependency anywhere in the DAG (options after it are the
+                        dependency's; several ^ AND); ^mpi: any provider of a virtual
 
 Options attach to the spec named last (or to an anonymous spec before any name); several
 specs OR together, as in `spack find a b`. Attached forms work: py-torch@2.7:+cuda%gcc.
@@ -142,6 +144,8 @@ class SpecClause:
     variants: list[Variant] = field(default_factory=list)
     arch: list[FacetValue] = field(default_factory=list)
     hashes: list[HashPrefix] = field(default_factory=list)
+    # ^name...: nodes that must appear anywhere in the spec's dependency DAG (all ANDed).
+    dependencies: list[SpecClause] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -183,11 +187,23 @@ class _State:
         self.words: list[Word] = []
         self.clauses: list[FacetValue | HashPrefix] = []
         self.count = 0
+        self.node: SpecClause | None = None  # where options go: the last spec or ^dependency
 
     def current(self, position: int) -> SpecClause:
+        if self.node is None:
+            self.start_spec(SpecClause(position=position))
+        assert self.node is not None
+        return self.node
+
+    def start_spec(self, spec: SpecClause) -> None:
+        self.specs.append(spec)
+        self.node = spec
+
+    def start_dependency(self, dependency: SpecClause) -> None:
         if not self.specs:
-            self.specs.append(SpecClause(position=position))
-        return self.specs[-1]
+            self.specs.append(SpecClause(position=dependency.position))
+        self.specs[-1].dependencies.append(dependency)
+        self.node = dependency
 
     def add_word(self, word: Word) -> None:
         self.count += 1
@@ -296,6 +312,17 @@ def _parse_token(state: _State, chunk: str, i: int, pos: int) -> int:
         state.current(at).variants.append(Variant(name.group(), (), sigil == "+", position=at))
         state.count += 1
         return i + 1 + name.end()
+    if sigil == "^":
+        name = re.match(rf"{_NAME}", rest[1:])
+        if not name:
+            raise QueryError(
+                "'^' must be followed by a dependency's name, as in ^openmpi", position=at + 1
+            )
+        # A namespace (builtin.zlib) names the repository, not the package: dropped.
+        package = name.group().rpartition(".")[2] or name.group()
+        state.start_dependency(SpecClause(name=package, position=at))
+        state.count += 1
+        return i + 1 + name.end()
     if sigil == "/":
         body = _longest(_HASH_BODY, rest, 1)
         state.current(at).hashes.append(_hash(body, at + 1, after="/"))
@@ -327,12 +354,12 @@ def _parse_token(state: _State, chunk: str, i: int, pos: int) -> int:
     end = i + len(text)
     if chunk[end : end + 1] == "*":  # py-ker**
         raise QueryError("'*' may only end a word (as in py-ker*)", position=pos + end)
-    if text.endswith("*") and end < len(chunk) and chunk[end] not in "@%+~/":  # py*keras
+    if text.endswith("*") and end < len(chunk) and chunk[end] not in "@%+~/^":  # py*keras
         raise QueryError("'*' may only end a word (as in py-ker*)", position=pos + end - 1)
     if text.endswith("*"):
         state.add_word(Word(text[:-1].lower(), True, at))
     elif state.is_package(text):
-        state.specs.append(SpecClause(name=text, position=at))
+        state.start_spec(SpecClause(name=text, position=at))
         state.count += 1
     else:
         state.add_word(Word(text.lower(), False, at))
@@ -342,7 +369,7 @@ def _parse_token(state: _State, chunk: str, i: int, pos: int) -> int:
 def _plain_word(state: _State, chunk: str, i: int, pos: int) -> int:
     """Anything else up to the next sigil is searched as a plain word."""
     end = i + 1
-    while end < len(chunk) and chunk[end] not in "@%+~/":
+    while end < len(chunk) and chunk[end] not in "@%+~/^":
         end += 1
     state.add_word(Word(chunk[i:end].lower(), False, pos + i))
     return end

@@ -8,7 +8,8 @@ from whoosh import fields
 
 # 3: hashes in hashes.npy, not Whoosh; no package-name terms in Whoosh (unused).
 # 4: rank_of.npy beside order.npy.
-SCHEMA_VERSION = 4
+# 5: the dependency facet and graph (dep_*.npy, used_*.npy, graph.json).
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class Facet:
     label: str
     multi: bool = False
     field: str = ""  # the spec's field (and hit column) its values come from; default: name
+    # Whether plain words find its values; a dependency's name does not (`^name` does):
+    # `cuda` finds the cuda package and +cuda builds, not everything linked with it.
+    text: bool = True
 
     @property
     def column(self) -> str:
@@ -36,6 +40,7 @@ FACETS: tuple[Facet, ...] = (
     Facet("target", "Target"),
     Facet("stack", "Stack", multi=True, field="stacks"),
     Facet("variant", "Variant", multi=True, field="variants"),
+    Facet("dependency", "Dependency", multi=True, field="dependency_names", text=False),
 )
 FACET_NAMES: tuple[str, ...] = tuple(f.name for f in FACETS)
 FACET_BY_NAME: dict[str, Facet] = {f.name: f for f in FACETS}

@@ -14,11 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
 from searcher.documents import Spec, normalize_compiler
 from searcher.errors import BadRequest, NotFound
 from searcher.facets import SORT_FACETS, FacetCount
+from searcher.graph import Node
 from searcher.query import FacetValue, HashPrefix, ParsedQuery, SpecClause, Word, parse
 from searcher.schema import FACET_BY_NAME, FACET_NAMES
 from searcher.snapshot import Snapshot
@@ -223,7 +225,57 @@ def _spec_docs(snapshot: Snapshot, spec: SpecClause, within: BitMap) -> BitMap:
         docs &= _facet_docs(snapshot, arch)
     for hash_ in spec.hashes:
         docs &= snapshot.hash_prefix_set(hash_.prefix)
+    for dependency in spec.dependencies:
+        if not docs:
+            break
+        docs &= _dependents(snapshot, dependency)
     return docs
+
+
+def _dependents(snapshot: Snapshot, dependency: SpecClause) -> BitMap:
+    """Documents with a node satisfying the clause anywhere in their dependency DAG: the
+    documents that satisfy it, or records that are no documents (externals); a bare
+    virtual name (^mpi) is met by a DAG with an MPI provider among its dependencies."""
+    name = dependency.name or ""
+    matching = _spec_docs(snapshot, dependency, BitMap(snapshot.all_docs)) if name else BitMap()
+    nodes = [snapshot.numbers(matching)]
+    extra = [n for n, node in snapshot.extra_nodes(name) if _node_satisfies(node, dependency)]
+    nodes.append(np.array(extra, dtype=np.int64))
+    bare = not (
+        dependency.versions
+        or dependency.compilers
+        or dependency.variants
+        or dependency.arch
+        or dependency.hashes
+    )
+    found = BitMap()
+    if bare:
+        # Below a node that depends on a provider of it, or that node itself.
+        users = snapshot.virtual_users(name)
+        nodes.append(users)
+        found = snapshot.ranks_of_nodes(users)
+    return found | snapshot.dependents(np.concatenate(nodes))
+
+
+def _node_satisfies(node: Node, clause: SpecClause) -> bool:
+    """Whether a record that is no document satisfies a ^ clause (what the bitmaps answer
+    for documents, for the few records outside them)."""
+    compiler = normalize_compiler(node.compiler)
+    arch = {"os": node.os, "platform": node.platform, "target": node.target}
+    return (
+        all(versions.matches(node.version) for versions in clause.versions if node.version)
+        and (node.version != "" or not clause.versions)
+        and all(c.matches(compiler) for c in clause.compilers)
+        and all(any(v.matches(have) for have in node.variants) for v in clause.variants)
+        and all(_value_satisfies(arch.get(a.facet, ""), a) for a in clause.arch)
+        and all(node.hash.startswith(h.prefix) for h in clause.hashes)
+    )
+
+
+def _value_satisfies(value: str, clause: FacetValue) -> bool:
+    if clause.prefix:
+        return value.casefold().startswith(clause.value.casefold())
+    return value.casefold() == clause.value.casefold()
 
 
 def _facet_docs(snapshot: Snapshot, clause: FacetValue) -> BitMap | FrozenBitMap:

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
 from searcher.bitmaps import BitmapStore, DocSet
 from searcher.columns import Column
-from searcher.documents import Spec
+from searcher.documents import Dependency, Spec
 from searcher.errors import IndexUnavailable
 from searcher.facets import FacetCount, FacetCounter
+from searcher.graph import DependencyGraph, Node
 from searcher.hashes import HashIndex
 from searcher.index import SHARDS_DIR, IndexDir, ShardReader, read_meta
 from searcher.schema import FACETS, SCHEMA_VERSION
@@ -56,6 +59,11 @@ class Snapshot:
                 for f in FACETS
             }
             self._hashes = HashIndex.load(directory, store.doc_count)
+            self._graph = DependencyGraph.load(directory, store.doc_count)
+            # Where each rank's hash sits in the sorted hashes: a dependency's hash by rank.
+            self._hash_at = np.empty(store.doc_count, dtype=np.int32)
+            self._hash_at[self._hashes.ranks] = np.arange(store.doc_count, dtype=np.int32)
+            self._columns = columns
             offsets = [0]
             for shard in self.meta["shards"]:
                 self._shards.append(ShardReader(directory / SHARDS_DIR / shard["dir"]))
@@ -153,13 +161,79 @@ class Snapshot:
     # -- specs -----------------------------------------------------------------------------
 
     def specs(self, ranks: Iterable[int]) -> list[Spec]:
-        """The stored specs of the given documents, in the given order."""
+        """The stored specs of the given documents, in the given order, with their direct
+        dependencies."""
         found = []
         for rank in ranks:
             number = int(self._store.order[rank])
             i = bisect.bisect_right(self._offsets, number) - 1
-            found += self._shards[i].specs([number - self._offsets[i]])
+            (spec,) = self._shards[i].specs([number - self._offsets[i]])
+            deps = self._dependencies(number)
+            found.append(dataclasses.replace(spec, dependencies=deps) if deps else spec)
         return found
+
+    def _dependencies(self, number: int) -> tuple[Dependency, ...]:
+        return tuple(
+            Dependency(*self.node_identity(child), deptypes, virtuals)
+            for child, deptypes, virtuals in self._graph.children(number)
+        )
+
+    # -- the dependency graph ------------------------------------------------------------
+
+    def node_identity(self, node: int) -> tuple[str, str, str]:
+        """(package, version, hash) of a graph node: a document's, or an extra node's."""
+        if node >= self.doc_count:
+            extra = self._graph.extra[node - self.doc_count]
+            return extra.name, extra.version, extra.hash
+        rank = int(self._store.rank_of[node])
+        return (
+            self._value_of("package", rank),
+            self._value_of("version", rank),
+            self._hashes.hashes[self._hash_at[rank]].decode("ascii"),
+        )
+
+    def _value_of(self, facet: str, rank: int) -> str:
+        index = int(self._columns[facet].values[rank])
+        return self._store.values[facet][index] if index >= 0 else ""
+
+    def numbers(self, docs: DocSet) -> np.ndarray:
+        """The graph nodes (global document numbers) of a set of documents (ranks)."""
+        ranks = np.frombuffer(docs.to_array(), dtype=np.uint32).astype(np.int64)
+        return np.asarray(self._store.order[ranks], dtype=np.int64)
+
+    def rank_of_node(self, node: int) -> int | None:
+        """The rank of a graph node that is a document, else None."""
+        return int(self._store.rank_of[node]) if node < self.doc_count else None
+
+    def extra_nodes(self, name: str) -> list[tuple[int, Node]]:
+        """Graph nodes that are no documents (externals...) of a package name."""
+        return self._graph.extra_named(name)
+
+    def extra_node(self, node: int) -> Node:
+        """The record of a graph node that is no document."""
+        return self._graph.extra[node - self.doc_count]
+
+    def virtual_users(self, virtual: str) -> np.ndarray:
+        """Graph nodes with a direct dependency on a provider of a virtual (mpi, c...)."""
+        return self._graph.users_of_virtual(virtual)
+
+    def ranks_of_nodes(self, nodes: np.ndarray) -> BitMap:
+        """The documents among these graph nodes, as ranks."""
+        docs = nodes[nodes < self.doc_count]
+        return BitMap(self._store.rank_of[docs].astype(np.uint32))
+
+    def dependents(self, nodes: np.ndarray) -> BitMap:
+        """Documents with any of these graph nodes anywhere in their dependency DAG."""
+        return self._graph.dependents(nodes)
+
+    def direct_dependents(self, node: int) -> np.ndarray:
+        """Graph nodes that depend directly on node (candidates: its dependents)."""
+        candidates = self.numbers(self._graph.dependents(np.array([node])))
+        return self._graph.parents_among(candidates, node)
+
+    def children(self, node: int) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
+        """A graph node's direct dependencies: (node, dependency types, virtuals)."""
+        return self._graph.children(node)
 
     def rank_for_id(self, doc_id: str) -> int | None:
         """The rank of ``<tag>/<hash>``, or None."""

@@ -149,7 +149,9 @@ def find_pages(source: Path) -> list[PageFile]:
     if not pages:
         raise SourceTreeError(
             f"no listing pages under {printable(str(source))} "
-            "(expected <tag>/<package>/specs.md files)"
+            "(expected <tag>/<package>/specs.md files; or a Spack mirror: "
+            "build_cache/index.json or v3/manifests/index/index.manifest.json, in it or "
+            "in <tag>/ and <tag>/<stack>/ folders)"
         )
     return pages
 

@@ -110,6 +110,8 @@ class _Vocabulary:
     def __init__(self, values: dict[str, list[str]]):
         refs: dict[str, list[tuple[str, int]]] = {}
         for facet in FACETS:
+            if not facet.text:
+                continue
             for i, value in enumerate(values[facet.name]):
                 spellings = [value]
                 if facet.name == "compiler":

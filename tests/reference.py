@@ -13,7 +13,18 @@ import re
 from collections import Counter
 from pathlib import Path
 
-FACETS = ("tag", "package", "version", "compiler", "os", "platform", "target", "stack", "variant")
+FACETS = (
+    "tag",
+    "package",
+    "version",
+    "compiler",
+    "os",
+    "platform",
+    "target",
+    "stack",
+    "variant",
+    "dependency",
+)
 
 
 def read_listing(root: Path) -> list[dict]:
@@ -41,6 +52,14 @@ def values(spec: dict, facet: str) -> list[str]:
         return list(dict.fromkeys(spec["stacks"]))
     if facet == "variant":
         return list(dict.fromkeys(spec["variants"]))
+    if facet == "dependency":  # direct link/run dependencies (listing pages have none)
+        return list(
+            dict.fromkeys(
+                d["name"]
+                for d in spec.get("dependencies", [])
+                if {"link", "run"} & set(d["deptypes"])
+            )
+        )
     return [spec[facet]]
 
 
@@ -61,6 +80,7 @@ def hit(spec: dict) -> dict:
         "stacks": spec["stacks"],
         "size": int(size) if isinstance(size, str) and size.isdigit() else None,
         "tarball": spec.get("tarball"),
+        "dependencies": spec.get("dependencies", []),
     }
 
 
