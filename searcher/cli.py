@@ -30,7 +30,7 @@ EXIT_PROBLEMS, EXIT_LOCKED, EXIT_UNUSABLE, EXIT_QUERY = 1, 3, 4, 5
 EXIT_LISTEN = 6
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 DEFAULT_INDEX = "index"
-DEFAULT_DEMO_SOURCE = ".demo/source"
+DEFAULT_DEMO_SOURCE = ".demo/mirrors"
 
 index_option = click.option(
     "--index",
@@ -359,13 +359,22 @@ def search(
 @click.option("--specs", default=20_000, show_default=True, help="About how many specs in all.")
 @click.option("--tags", default=4, show_default=True, help="How many build-cache tags.")
 @click.option("--seed", default=0, show_default=True, help="Seed: same seed, same files.")
-def generate(out: Path, specs: int, tags: int, seed: int) -> None:
+@click.option(
+    "--format",
+    "layout",
+    type=click.Choice(["pages", "mirror"]),
+    default="pages",
+    show_default=True,
+    help="Listing pages, or the same specs as a tree of Spack binary mirrors.",
+)
+def generate(out: Path, specs: int, tags: int, seed: int, layout: str) -> None:
     """Write a synthetic listing tree shaped like the real one (deterministic)."""
     from searcher.generate import generate as run_generate
 
-    report = run_generate(out, specs=specs, tags=tags, seed=seed)
+    report = run_generate(out, specs=specs, tags=tags, seed=seed, layout=layout)
+    files = "mirrors" if layout == "mirror" else "pages"
     click.echo(
-        f"wrote {report.specs} specs in {report.files} pages over tags {', '.join(report.tags)}"
+        f"wrote {report.specs} specs in {report.files} {files} over tags {', '.join(report.tags)}"
     )
 
 
@@ -376,7 +385,7 @@ def generate(out: Path, specs: int, tags: int, seed: int) -> None:
     default=DEFAULT_DEMO_SOURCE,
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where to write the generated demo listing.",
+    help="Where to write the generated demo mirrors.",
 )
 @click.option("--specs", default=20_000, show_default=True, help="Size of the demo listing.")
 @click.option("--rebuild", is_flag=True, help="Regenerate and reindex even if an index exists.")
@@ -394,12 +403,12 @@ def demo(
     threads: int,
     workers: int,
 ) -> None:
-    """Generate a demo listing, index it (unless an index exists) and serve it."""
+    """Generate demo mirrors, index them (unless an index exists) and serve them."""
     from searcher.generate import generate as run_generate
 
     # Also rebuild an index this version cannot open (one built by an older searcher).
     if rebuild or _index_problem(index_dir):
-        report = run_generate(source, specs=specs, tags=4, seed=0)
+        report = run_generate(source, specs=specs, tags=4, seed=0, layout="mirror")
         click.echo(f"generated {report.specs} demo specs in {source}", err=True)
         click.echo(_reindex(source, index_dir).summary(), err=True)
     _serve(index_dir, host, port, threads, workers)

@@ -316,8 +316,13 @@ def tag_names(count: int) -> list[str]:
     return tags
 
 
-def generate(out: Path, *, specs: int = 20_000, tags: int = 4, seed: int = 0) -> GenerateReport:
-    """Write about `specs` specs spread over `tags` tags under out/; deterministic."""
+def generate(
+    out: Path, *, specs: int = 20_000, tags: int = 4, seed: int = 0, layout: str = "pages"
+) -> GenerateReport:
+    """Write about `specs` specs spread over `tags` tags under out/; deterministic.
+
+    layout "pages": listing pages; "mirror": the same specs as a tree of Spack binary
+    mirrors (see _write_mirrors), with dependencies."""
     rng = random.Random(seed)
     tag_list = tag_names(max(1, tags))
     per_tag = max(1, specs // len(tag_list))
@@ -346,6 +351,9 @@ def generate(out: Path, *, specs: int = 20_000, tags: int = 4, seed: int = 0) ->
                 total += 1
 
     out = Path(out)
+    if layout == "mirror":
+        placed = _write_mirrors(out, tag_list, pages, seed)
+        return GenerateReport(tags=tag_list, files=placed.mirrors, specs=placed.specs)
     for (tag, package), page_specs in sorted(pages.items()):
         folder = out / tag / package
         folder.mkdir(parents=True, exist_ok=True)
@@ -415,7 +423,7 @@ def _spec(
         else:
             variants.append(("+" if rng.random() < 0.55 else "~") + name)
     if rng.random() < 0.05:
-        variants.append(f"patches:={_hash(rng.random(), 7)}")
+        variants.append(f"patches={_hash(rng.random(), 7)}")
     stacks = sorted({stack.name, "root"} if rng.random() < 0.93 else {stack.name})
     if rng.random() < 0.01:
         stacks = []
@@ -432,10 +440,15 @@ def _spec(
         "os": stack.os,
         "platform": stack.platform,
         "target": stack.target,
-        "variants": sorted(variants),
+        "variants": sorted(variants, key=_variant_key),
         "stacks": stacks,
         "size": "-",
     }
+
+
+def _variant_key(variant: str) -> tuple[str, str]:
+    """Variants sort by name, as the real pages (and Spack's records) order them."""
+    return variant.lstrip("+~").split("=")[0].rstrip(":"), variant
 
 
 def _hash(value: object, length: int) -> str:
@@ -493,3 +506,196 @@ def _page(tag: str, package: str, specs: list[dict[str, Any]]) -> str:
         f'---\ntitle: "{package}"\nlayout: cache\ncategories: [package, {tag}]\n'
         f"meta: {json.dumps(meta)}\nspec_details: {json.dumps(details)}\n{ending}"
     )
+
+
+# -- the same listing as binary mirrors -------------------------------------------------
+
+_MPI = ("openmpi", "mpich")
+_DEPTYPES = [(["build", "link"], 70), (["build", "run"], 10), (["link"], 10), (["build"], 10)]
+
+
+@dataclass
+class _Placed:
+    mirrors: int = 0
+    specs: int = 0
+
+
+def _write_mirrors(
+    out: Path, tags: list[str], pages: dict[tuple[str, str], list[dict[str, Any]]], seed: int
+) -> _Placed:
+    """Each tag as the public bucket lays it out: ``<tag>/`` its root mirror, holding the
+    specs listed with the root stack, and ``<tag>/<stack>/`` one mirror per stack. Tags
+    alternate between the v3 layout (develop first) and v2. Records are Spack database
+    v8 records with target objects and dependencies: a spec depends on earlier specs of
+    its stack (libraries, then applications: DAGs of ~10-40 nodes), on its compiler as
+    the external build dependency providing c and cxx when the listing shows a compiler
+    without '@=' (with '@=', it is the annotation of a converted record), and MPI
+    providers are depended on as the mpi virtual. A spec listed with no stack is in no
+    mirror, so it is not written."""
+    placed = _Placed()
+    by_tag: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (tag, package), specs in sorted(pages.items()):
+        for spec in specs:
+            by_tag[tag].append({**spec, "_package": package})
+    for number, tag in enumerate(tags):
+        rng = random.Random(f"{seed}/{tag}/dependencies")
+        records: dict[str, dict[str, Any]] = {}
+        homes: dict[str, list[str]] = defaultdict(list)  # stack -> hashes, in order
+        for spec in by_tag[tag]:
+            home = [s for s in spec["stacks"] if s != "root"]
+            if not home:
+                continue  # no stack, or only root (not generated): in no stack mirror
+            homes[home[0]].append(spec["hash"])
+            records[spec["hash"]] = _record(spec)
+        externals: dict[str, dict[str, Any]] = {}
+        for hashes in homes.values():
+            _link(rng, hashes, records, externals)
+        layout = "v3" if number % 2 == 0 else "v2"
+        root = [h for h, r in records.items() if "root" in r["_stacks"]]
+        mirrors = {"root": root, **homes}
+        for label, hashes in sorted(mirrors.items()):
+            folder = out / tag if label == "root" else out / tag / label
+            database = _database(hashes, records, externals)
+            _write_index(folder, layout, database)
+            placed.mirrors += 1
+        placed.specs += len(records)
+    return placed
+
+
+def _record(spec: dict[str, Any]) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"cflags": [], "cxxflags": [], "ldflags": []}
+    for variant in spec["variants"]:
+        if variant[0] in "+~":
+            parameters[variant[1:]] = variant[0] == "+"
+            continue
+        key, _, value = variant.partition("=")
+        key = key.rstrip(":")
+        multi = key in ("patches", "cuda_arch", "amdgpu_target")
+        parameters[key] = value.split(",") if multi else value
+    annotations: dict[str, Any] = {"original_specfile_version": 5}
+    if "@=" in spec["compiler"]:
+        annotations["compiler"] = spec["compiler"]
+    node = {
+        "name": spec["_package"],
+        "version": spec["versions"][0],
+        "arch": {
+            "platform": spec["platform"],
+            "platform_os": spec["os"],
+            "target": {
+                "name": spec["target"],
+                "vendor": "generic",
+                "features": ["avx", "avx2", "sse4_2"] if "x86" in spec["target"] else ["neon"],
+                "generation": 0,
+                "parents": [],
+            },
+        },
+        "namespace": "builtin",
+        "parameters": dict(sorted(parameters.items())),
+        "dependencies": [],
+        "annotations": annotations,
+        "hash": spec["hash"],
+    }
+    return {
+        "spec": node,
+        "ref_count": 0,
+        "in_buildcache": True,
+        "_stacks": spec["stacks"],
+        "_compiler": spec["compiler"],
+    }
+
+
+def _link(
+    rng: random.Random,
+    hashes: list[str],
+    records: dict[str, dict[str, Any]],
+    externals: dict[str, dict[str, Any]],
+) -> None:
+    """Dependencies within one stack, in four levels by position: leaves (the first
+    tenth), then libraries on leaves, on both, and applications on all of them (half)."""
+    n = len(hashes)
+    bounds = [max(1, n // 10), max(1, n // 4), max(1, n // 2)]
+    fan_out = [(0, 0), (1, 4), (2, 8), (4, 16)]
+    for i, hash_ in enumerate(hashes):
+        node = records[hash_]["spec"]
+        level = sum(i >= b for b in bounds)
+        pool = hashes[: bounds[level - 1]] if level else []
+        count = rng.randint(*fan_out[level])
+        deps = []
+        for dep_hash in dict.fromkeys(rng.sample(pool, min(count, len(pool)))):
+            dep = records[dep_hash]["spec"]
+            deptypes = rng.choices([d for d, _ in _DEPTYPES], [w for _, w in _DEPTYPES])[0]
+            virtuals = ["mpi"] if dep["name"] in _MPI else []
+            deps.append(_edge(dep["name"], dep_hash, deptypes, virtuals))
+        compiler = records[hash_]["_compiler"]
+        if compiler != "none" and "@=" not in compiler:
+            name, _, version = compiler.partition("@")
+            arch = node["arch"]
+            key = _hash(f"{compiler}/{arch['platform_os']}/{arch['target']['name']}", 32)
+            externals.setdefault(key, _external(name, version, key, arch))
+            deps.append(_edge(name, key, ["build"], ["c", "cxx"]))
+        node["dependencies"] = sorted(deps, key=lambda d: d["name"])
+
+
+def _edge(name: str, hash_: str, deptypes: list[str], virtuals: list[str]) -> dict[str, Any]:
+    return {"name": name, "hash": hash_, "parameters": {"deptypes": deptypes, "virtuals": virtuals}}
+
+
+def _external(name: str, version: str, hash_: str, arch: dict[str, Any]) -> dict[str, Any]:
+    node = {
+        "name": name,
+        "version": version,
+        "arch": {**arch, "target": arch["target"]["name"].split("_")[0]},
+        "namespace": "builtin",
+        "parameters": {"languages": ["c", "c++", "fortran"]},
+        "external": {"path": "/usr", "module": None},
+        "annotations": {"original_specfile_version": 5},
+        "hash": hash_,
+    }
+    return {"spec": node, "ref_count": 1, "in_buildcache": False}
+
+
+def _database(
+    hashes: list[str], records: dict[str, dict[str, Any]], externals: dict[str, dict[str, Any]]
+) -> bytes:
+    """A mirror's database: its specs in the cache, and every record they depend on."""
+    held = set(hashes)
+    installs: dict[str, dict[str, Any]] = {}
+    todo = list(hashes)
+    while todo:
+        hash_ = todo.pop()
+        if hash_ in installs:
+            continue
+        if hash_ in externals:
+            installs[hash_] = externals[hash_]
+            continue
+        record = records[hash_]
+        installs[hash_] = {
+            "spec": record["spec"],
+            "ref_count": record["ref_count"],
+            "in_buildcache": hash_ in held,
+        }
+        todo.extend(d["hash"] for d in record["spec"]["dependencies"])
+    body = {"database": {"version": "8", "installs": dict(sorted(installs.items()))}}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _write_index(folder: Path, layout: str, database: bytes) -> None:
+    digest = hashlib.sha256(database).hexdigest()
+    if layout == "v2":
+        (folder / "build_cache").mkdir(parents=True, exist_ok=True)
+        (folder / "build_cache" / "index.json").write_bytes(database)
+        (folder / "build_cache" / "index.json.hash").write_text(digest)
+        return
+    blob = folder / "blobs" / "sha256" / digest[:2] / digest
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(database)
+    manifest = folder / "v3" / "manifests" / "index"
+    manifest.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "contentLength": len(database),
+        "mediaType": "application/vnd.spack.db.v8+json",
+        "compression": "none",
+        "checksumAlgorithm": "sha256",
+        "checksum": digest,
+    }
+    (manifest / "index.manifest.json").write_text(json.dumps({"version": 3, "data": [entry]}))

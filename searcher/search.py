@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
-from searcher.documents import Spec, normalize_compiler
+from searcher.documents import RUNTIME_DEPTYPES, Dependency, Spec, normalize_compiler
 from searcher.errors import BadRequest, NotFound
 from searcher.facets import SORT_FACETS, FacetCount
 from searcher.graph import Node
@@ -403,12 +403,54 @@ def integer_param(
 MIRROR_URL = "https://binaries.spack.io/{tag}"
 
 
+# The spec page's dependency tree and "used by" list stop here (a DAG of a few hundred
+# nodes is shown whole; a library used by thousands of specs is not).
+MAX_TREE_ROWS = 500
+MAX_USED_BY = 200
+
+
+@dataclass(frozen=True)
+class TreeRow:
+    """One line of a spec's dependency tree (link and run dependencies)."""
+
+    depth: int
+    name: str
+    version: str
+    hash: str
+    deptypes: tuple[str, ...]
+    virtuals: tuple[str, ...]
+    indexed: bool  # a document of the same tag (its page can be linked)
+    repeated: bool  # shown above already: its own dependencies are not repeated
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of a row."""
+        return {
+            "depth": self.depth,
+            "name": self.name,
+            "version": self.version,
+            "hash": self.hash,
+            "deptypes": list(self.deptypes),
+            "virtuals": list(self.virtuals),
+            "indexed": self.indexed,
+            "repeated": self.repeated,
+        }
+
+
 @dataclass
 class SpecDetails:
-    """A spec page: the spec, how to install it, and the other tags that hold its hash."""
+    """A spec page: the spec, how to install it, the other tags that hold its hash, its
+    dependency tree and the specs of its tag that depend on it."""
 
     spec: Spec
     other_tags: list[str]
+    tree: list[TreeRow] = field(default_factory=list)
+    used_by: list[Spec] = field(default_factory=list)
+    used_by_total: int = 0
+
+    @property
+    def build_only(self) -> list[Dependency]:
+        """Direct dependencies needed only to build it (folded away on the page)."""
+        return [d for d in self.spec.dependencies if not RUNTIME_DEPTYPES & set(d.deptypes)]
 
     @property
     def install_commands(self) -> list[str]:
@@ -426,6 +468,12 @@ class SpecDetails:
             "spec": self.spec.to_record(),
             "other_tags": self.other_tags,
             "install": self.install_commands,
+            "tree": [row.to_dict() for row in self.tree],
+            "used_by": [
+                {"id": s.id, "package": s.package, "version": s.version, "hash": s.hash}
+                for s in self.used_by
+            ],
+            "used_by_total": self.used_by_total,
         }
 
 
@@ -436,4 +484,40 @@ def spec_details(snapshot: Snapshot, tag: str, hash_: str) -> SpecDetails:
         raise NotFound(f"no spec {tag}/{hash_} in the index")
     (spec,) = snapshot.specs([rank])
     others = snapshot.specs(r for r in snapshot.ranks_for_hash(hash_) if r != rank)
-    return SpecDetails(spec=spec, other_tags=sorted(s.tag for s in others))
+    node = snapshot.node_of(rank)
+    users = sorted(
+        r
+        for n in snapshot.direct_dependents(node)
+        if (r := snapshot.rank_of_node(int(n))) is not None
+    )
+    return SpecDetails(
+        spec=spec,
+        other_tags=sorted(s.tag for s in others),
+        tree=_tree(snapshot, node),
+        used_by=snapshot.specs(users[:MAX_USED_BY]),
+        used_by_total=len(users),
+    )
+
+
+def _tree(snapshot: Snapshot, root: int) -> list[TreeRow]:
+    """The link/run dependencies below a node, depth first, each node expanded once."""
+    rows: list[TreeRow] = []
+    seen = {root}
+
+    def walk(node: int, depth: int) -> None:
+        children = [c for c in snapshot.children(node) if RUNTIME_DEPTYPES & set(c[1])]
+        for child, deptypes, virtuals in sorted(
+            children, key=lambda c: snapshot.node_identity(c[0])
+        ):
+            if len(rows) >= MAX_TREE_ROWS:
+                return
+            name, version, hash_ = snapshot.node_identity(child)
+            repeated = child in seen
+            seen.add(child)
+            indexed = snapshot.rank_of_node(child) is not None
+            rows.append(TreeRow(depth, name, version, hash_, deptypes, virtuals, indexed, repeated))
+            if not repeated:
+                walk(child, depth + 1)
+
+    walk(root, 0)
+    return rows

@@ -201,6 +201,10 @@ class Snapshot:
         ranks = np.frombuffer(docs.to_array(), dtype=np.uint32).astype(np.int64)
         return np.asarray(self._store.order[ranks], dtype=np.int64)
 
+    def node_of(self, rank: int) -> int:
+        """The graph node of a document (its global document number)."""
+        return int(self._store.order[rank])
+
     def rank_of_node(self, node: int) -> int | None:
         """The rank of a graph node that is a document, else None."""
         return int(self._store.rank_of[node]) if node < self.doc_count else None

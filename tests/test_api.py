@@ -202,6 +202,10 @@ def test_spec_endpoint_gives_the_spec_install_commands_and_other_tags(client, co
             "spack buildcache keys --install --trust",
             f"spack install --cache-only {spec['package']}@{spec['versions'][0]} /{spec['hash']}",
         ],
+        # Listing pages record no dependencies (tests/test_mirrors.py covers mirrors).
+        "tree": [],
+        "used_by": [],
+        "used_by_total": 0,
     }
 
 

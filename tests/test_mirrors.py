@@ -362,3 +362,27 @@ def test_forced_formats(tmp_path):
     assert build(single, tmp_path / "ix", "--format", "tree").exit_code == 4
     result = build(tmp_path, tmp_path / "ix2", "--format", "mirror")
     assert result.exit_code == 4 and "not a mirror" in result.stderr
+
+
+def test_spec_page_shows_the_dependency_tree_and_users(v8_index):
+    app = create_app({"INDEX_DIR": str(v8_index)})
+    client = app.test_client()
+    tag = "spack-test-db-v8"
+    body = client.get(f"/api/spec/{tag}/{LIBDWARF_M1}").get_json()
+    rows = [(r["depth"], r["name"], r["hash"], r["repeated"]) for r in body["tree"]]
+    # Link/run only: gcc and compiler-wrapper (build) are folded away; gcc-runtime again
+    # under libelf is not expanded twice.
+    assert rows == [
+        (0, "gcc-runtime", RUNTIME, False),
+        (0, "libelf", LIBELF_M1, False),
+        (1, "gcc-runtime", RUNTIME, True),
+    ]
+    users = client.get(f"/api/spec/{tag}/{RUNTIME}").get_json()
+    assert {u["hash"] for u in users["used_by"]} == {LIBELF_M1, LIBDWARF_M1}
+    assert users["used_by_total"] == 2
+    html = client.get(f"/spec/{tag}/{LIBDWARF_M1}").get_data(as_text=True)
+    assert f'href="/spec/{tag}/{LIBELF_M1}"' in html
+    assert "2 build-only dependencies" in html
+    html = client.get(f"/spec/{tag}/{LIBELF_M1}").get_data(as_text=True)
+    assert f'href="/spec/{tag}/{LIBDWARF_M1}"' in html  # used by
+    app.extensions["searcher.index"].close()

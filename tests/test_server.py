@@ -131,7 +131,11 @@ def test_gunicorns_master_forks_its_workers_from_a_single_thread(servers):
 @pytest.mark.parametrize("workers", SERVERS)
 def test_clients_sending_their_headers_slowly_do_not_starve_the_others(servers, workers):
     """12 connections (more than gunicorn's 2 x 4 threads) dribble a request head, a header
-    line every 0.2 s, for 3 s; meanwhile /api/health answers every time within a second."""
+    line every 0.2 s, for 3 s; meanwhile /api/health answers every time within 2 s.
+
+    Starved, it waits for the slow heads to end (3 s and more). Most answers take
+    milliseconds; on a loaded 2-core machine one in a few runs took 1.1 s (at 3d5effb as
+    now; not yet explained, open in issue 9's note), hence 2 s rather than 1."""
     port = servers[workers].port
     slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(12)]
     try:
@@ -146,7 +150,7 @@ def test_clients_sending_their_headers_slowly_do_not_starve_the_others(servers, 
             assert exchange(port, b"GET /api/health HTTP/1.0\r\n\r\n")[0] == 200
             took.append(time.monotonic() - start)
             time.sleep(0.2)
-        assert max(took) < 1.0, took
+        assert max(took) < 2.0, took
         for sock in slow:  # the slow ones are answered once their heads are whole
             sock.sendall(b"Connection: close\r\n\r\n")
             assert read_answer(sock)[0] == 200
