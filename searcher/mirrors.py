@@ -89,6 +89,10 @@ def find_mirrors(source: Path, tag: str | None = None, *, as_tree: bool = False)
     real_root = os.path.realpath(source)
     if layout_of(source) and not as_tree:
         name = tag or source.resolve().name
+        if not _NAME.fullmatch(name):
+            raise MirrorError(
+                source, f"{show(name)} is not a build-cache tag name: name one with --tag"
+            )
         return [Mirror(name, ROOT, str(source))]
     mirrors = []
     for tag_dir in _folders(source, real_root):

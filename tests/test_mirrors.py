@@ -386,3 +386,13 @@ def test_spec_page_shows_the_dependency_tree_and_users(v8_index):
     html = client.get(f"/spec/{tag}/{LIBELF_M1}").get_data(as_text=True)
     assert f'href="/spec/{tag}/{LIBDWARF_M1}"' in html  # used by
     app.extensions["searcher.index"].close()
+
+
+def test_a_single_mirror_needs_a_usable_tag_name(tmp_path):
+    odd = tmp_path / "my mirror"
+    shutil.copytree(V8, odd)
+    result = build(odd, tmp_path / "ix")
+    assert result.exit_code == 4
+    assert "'my mirror' is not a build-cache tag name: name one with --tag" in result.stderr
+    assert build(odd, tmp_path / "ix", "--tag", "site").exit_code == 0
+    assert {hit["tag"] for hit in api(tmp_path / "ix")[1]["hits"]} == {"site"}
