@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -96,14 +97,14 @@ def main() -> None:
     "--source",
     envvar="SEARCHER_SOURCE",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="What to index (env SEARCHER_SOURCE): a tree of <tag>/<package>/specs.md listing "
-    "pages, one Spack binary mirror, or a tree of mirrors (<tag>/ and <tag>/<stack>/).",
+    help="What to index (env SEARCHER_SOURCE), a directory or an http(s) URL: a tree of "
+    "<tag>/<package>/specs.md listing pages, one Spack binary mirror, a tree of mirrors "
+    "(<tag>/ and <tag>/<stack>/), or a catalog of mirrors by tag (JSON).",
 )
 @click.option(
     "--format",
     "source_format",
-    type=click.Choice(["pages", "mirror", "tree"]),
+    type=click.Choice(["pages", "mirror", "tree", "catalog"]),
     default=None,
     help="What the source is [default: detected].",
 )
@@ -111,6 +112,14 @@ def main() -> None:
     "--tag",
     default=None,
     help="The build-cache tag of a single mirror [default: its folder's name].",
+)
+@click.option(
+    "--s3-base",
+    envvar="SEARCHER_S3_BASE",
+    default="s3://spack-binaries/=https://binaries.spack.io/",
+    show_default=True,
+    help="Where a catalog's s3:// URLs are fetched from (env SEARCHER_S3_BASE): BASE for "
+    "every bucket, or s3://BUCKET/=BASE, comma-separated.",
 )
 @index_option
 @click.option("--strict", is_flag=True, help="Exit 1 if any file or spec had to be skipped.")
@@ -124,9 +133,10 @@ def main() -> None:
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems and the summary.")
 def reindex(
-    source: Path,
+    source: str,
     source_format: str | None,
     tag: str | None,
+    s3_base: str,
     index_dir: Path,
     strict: bool,
     full: bool,
@@ -138,7 +148,14 @@ def reindex(
     The old index keeps serving until the new one is complete, then is switched over.
     """
     report = _reindex(
-        source, index_dir, quiet=quiet, full=full, jobs=jobs, source_format=source_format, tag=tag
+        source,
+        index_dir,
+        quiet=quiet,
+        full=full,
+        jobs=jobs,
+        source_format=source_format,
+        tag=tag,
+        s3_base=s3_base,
     )
     click.echo(report.summary())
     if strict and report.problems:
@@ -146,7 +163,7 @@ def reindex(
 
 
 def _reindex(
-    source: Path,
+    source: str | Path,
     index_dir: Path,
     *,
     quiet: bool = False,
@@ -154,12 +171,13 @@ def _reindex(
     jobs: int | None = None,
     source_format: str | None = None,
     tag: str | None = None,
+    s3_base: str | None = None,
 ) -> ReindexReport:
     from searcher.indexer import reindex as run_reindex
+    from searcher.mirrors import DEFAULT_S3_BASE
 
     on_terminal = sys.stderr.isatty() and not quiet
     held: list[str] = []
-    bar: Any = None  # click's progress bar, drawn once the total is known
 
     def warn(line: str) -> None:
         # On a terminal, hold problems until the progress bar is done drawing.
@@ -168,18 +186,26 @@ def _reindex(
         else:
             click.echo(line, err=True)
 
-    last_logged = [0]
+    bars: dict[str, Any] = {}  # click's progress bars, drawn once their totals are known
+    last_logged: dict[str, int] = {}
 
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if on_terminal:
-            if bar is None:
-                bar = click.progressbar(length=total, label="indexing", file=sys.stderr)
-                bar.__enter__()
-            bar.update(done - bar.pos)
-        elif not quiet and (done == total or done - last_logged[0] >= max(1, total // 10)):
-            last_logged[0] = done
-            click.echo(f"indexed {done}/{total} files", err=True)
+    def reporter(label: str, logged: str, unit: str) -> Callable[[int, int], None]:
+        def progress(done: int, total: int) -> None:
+            if on_terminal:
+                if label not in bars:
+                    for other in bars.values():  # one bar at a time: the last one ends
+                        other.__exit__(None, None, None)
+                    bars.clear()
+                    bars[label] = click.progressbar(length=total, label=label, file=sys.stderr)
+                    bars[label].__enter__()
+                bars[label].update(done - bars[label].pos)
+            elif not quiet:
+                last = last_logged.get(label, 0)
+                if done == total or done - last >= max(1, total // 10):
+                    last_logged[label] = done
+                    click.echo(f"{logged} {done}/{total} {unit}", err=True)
+
+        return progress
 
     try:
         report = run_reindex(
@@ -187,10 +213,12 @@ def _reindex(
             index_dir,
             full=full,
             jobs=jobs,
-            progress=progress,
+            progress=reporter("indexing", "indexed", "files"),
             warn=warn,
             source_format=source_format,
             tag=tag,
+            s3_base=s3_base or DEFAULT_S3_BASE,
+            downloading=reporter("downloading", "downloaded", "mirror indexes"),
         )
     except ReindexRunning as exc:
         _fail(exc.message, EXIT_LOCKED)
@@ -201,7 +229,7 @@ def _reindex(
     except KeyboardInterrupt:
         _fail("interrupted; the previous index stays in place", EXIT_INTERRUPTED)
     finally:
-        if bar is not None:
+        for bar in bars.values():
             bar.__exit__(None, None, None)
         for line in held:
             click.echo(line, err=True)

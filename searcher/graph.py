@@ -23,7 +23,7 @@ import json
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,17 @@ DEPTYPES = ("build", "link", "run", "test")
 SHARD_ARRAYS = "graph.npz"
 SHARD_TABLE = "graph.json"
 TABLE_FILE = "graph.json"
-_ARRAYS = ("dep_ptr", "dep_child", "dep_kind", "dep_virtuals", "used_ptr", "used_by")
+_ARRAYS = (
+    "dep_ptr",
+    "dep_child",
+    "dep_kind",
+    "dep_virtuals",
+    "used_ptr",
+    "used_by",
+    "vedge_parent",
+    "vedge_child",
+)
+_SHARD_ARRAYS = _ARRAYS[:6]
 
 
 def deptype_bits(deptypes: Sequence[str]) -> int:
@@ -232,7 +242,9 @@ class DependencyGraph:
     extra_tags: list[int]  # shard index of each extra node
     virtuals: list[str]
     arrays: dict[str, np.ndarray]
-    virtual_users: dict[str, list[int]] = field(default_factory=dict)
+    # The edges naming each virtual: their positions in vedge_*.npy, by virtual (CSR).
+    virtual_names: list[str] = field(default_factory=list)
+    virtual_ptr: list[int] = field(default_factory=lambda: [0])
 
     @classmethod
     def merge(
@@ -262,7 +274,7 @@ class DependencyGraph:
             extra_tags += [s] * len(nodes)
             vmap = np.array([virtuals.setdefault(v, len(virtuals)) for v in table["virtuals"]])
             with np.load(directory / SHARD_ARRAYS, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in _ARRAYS}
+                arrays = {name: data[name] for name in _SHARD_ARRAYS}
 
             for name in ("dep", "used"):
                 lengths = np.diff(arrays[f"{name}_ptr"])
@@ -300,16 +312,31 @@ class DependencyGraph:
             "used_by": joined("used_by", np.int32),
         }
         names = sorted(virtuals, key=virtuals.__getitem__)
-        # The nodes that depend on each virtual (an edge naming it: mpi, c, blas...): few
-        # per tag, so kept in the table rather than searched for per query.
-        users: dict[str, set[int]] = defaultdict(set)
+        # The edges naming each virtual (mpi, c, blas...), parent and child: a ^mpi or
+        # ^[virtuals=mpi] openmpi query reads its own slice instead of every edge.
+        edge_parents = (
+            np.searchsorted(arrays["dep_ptr"], np.arange(len(arrays["dep_child"])), side="right")
+            - 1
+        )
+        by_virtual: dict[str, list[np.ndarray]] = defaultdict(list)
         kinds = arrays["dep_virtuals"]
-        edge_parents = np.searchsorted(arrays["dep_ptr"], np.arange(len(kinds)), side="right") - 1
         for vid in np.unique(kinds).tolist():
             for virtual in _split(names[vid]):
-                users[virtual].update(np.unique(edge_parents[kinds == vid]).tolist())
+                by_virtual[virtual].append(np.flatnonzero(kinds == vid))
         graph = cls(total, extra, extra_tags, names, arrays)
-        graph.virtual_users = {v: sorted(nodes) for v, nodes in sorted(users.items())}
+        parents, children = [], []
+        for virtual in sorted(by_virtual):
+            positions = np.sort(np.concatenate(by_virtual[virtual]))
+            parents.append(edge_parents[positions])
+            children.append(arrays["dep_child"][positions])
+            graph.virtual_names.append(virtual)
+            graph.virtual_ptr.append(graph.virtual_ptr[-1] + len(positions))
+        arrays["vedge_parent"] = (np.concatenate(parents) if parents else np.zeros(0)).astype(
+            np.int32
+        )
+        arrays["vedge_child"] = (np.concatenate(children) if children else np.zeros(0)).astype(
+            np.int32
+        )
         return graph
 
     def save(self, directory: Path) -> None:
@@ -321,7 +348,8 @@ class DependencyGraph:
             "extra": [node.to_list() for node in self.extra],
             "extra_tags": self.extra_tags,
             "virtuals": self.virtuals,
-            "virtual_users": self.virtual_users,
+            "virtual_names": self.virtual_names,
+            "virtual_ptr": self.virtual_ptr,
         }
         (directory / TABLE_FILE).write_text(json.dumps(table))
 
@@ -337,7 +365,8 @@ class DependencyGraph:
             list(table["extra_tags"]),
             list(table["virtuals"]),
             arrays,
-            {str(v): [int(n) for n in nodes] for v, nodes in table["virtual_users"].items()},
+            [str(v) for v in table["virtual_names"]],
+            [int(n) for n in table["virtual_ptr"]],
         )
         graph._check(table)
         return graph
@@ -363,7 +392,16 @@ class DependencyGraph:
             fits = fits and int(a["dep_virtuals"].max()) < len(self.virtuals)
         if fits and len(a["used_by"]):
             fits = int(a["used_by"].min()) >= 0 and int(a["used_by"].max()) < self.doc_count
-        fits = fits and all(0 <= n < nodes for lst in self.virtual_users.values() for n in lst)
+        vp = self.virtual_ptr
+        fits = fits and (
+            len(vp) == len(self.virtual_names) + 1
+            and vp[0] == 0
+            and all(a <= b for a, b in pairwise(vp))
+            and vp[-1] == len(a["vedge_parent"]) == len(a["vedge_child"])
+        )
+        for name in ("vedge_parent", "vedge_child"):
+            if fits and len(a[name]):
+                fits = int(a[name].min()) >= 0 and int(a[name].max()) < nodes
         if not fits:
             raise ValueError(f"the dependency graph does not fit {self.doc_count} documents")
 
@@ -397,9 +435,14 @@ class DependencyGraph:
         positions, _ = _gather(self.arrays["used_ptr"], nodes)
         return BitMap(self.arrays["used_by"][positions].astype(np.uint32))
 
-    def users_of_virtual(self, virtual: str) -> np.ndarray:
-        """Nodes with a direct dependency on a provider of this virtual (mpi, c, blas...)."""
-        return np.array(self.virtual_users.get(virtual, ()), dtype=np.int64)
+    def virtual_edges(self, virtual: str) -> tuple[np.ndarray, np.ndarray]:
+        """(parents, children) of the edges naming a virtual: who depends on which provider."""
+        if virtual not in self.virtual_names:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        i = self.virtual_names.index(virtual)
+        lo, hi = self.virtual_ptr[i], self.virtual_ptr[i + 1]
+        parents = self.arrays["vedge_parent"][lo:hi].astype(np.int64)
+        return parents, self.arrays["vedge_child"][lo:hi].astype(np.int64)
 
     def parents_among(self, candidates: np.ndarray, node: int) -> np.ndarray:
         """Those of the candidate nodes that depend directly on node."""

@@ -22,7 +22,9 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+from searcher.database import MirrorError, assemble
 from searcher.errors import IndexUnavailable, IndexWriteError
+from searcher.fetch import Fetcher, FetchError, is_url
 from searcher.index import (
     SHARDS_DIR,
     IndexDir,
@@ -32,13 +34,19 @@ from searcher.index import (
     write_generation,
 )
 from searcher.mirrors import (
+    CACHE_DIR,
+    DEFAULT_S3_BASE,
     Mirror,
-    MirrorError,
-    assemble,
+    S3Base,
+    download_all,
     find_mirrors,
+    find_remote,
     fingerprint,
     layout_of,
+    prune_cache,
+    read_catalog,
     read_database,
+    resolve_all,
 )
 from searcher.schema import SCHEMA_VERSION
 from searcher.sources import (
@@ -51,8 +59,9 @@ from searcher.sources import (
 )
 from searcher.workers import WorkerError, WorkerPool
 
-# What --format names: listing pages, one mirror, a tree of mirrors (<tag>/<stack>/).
-FORMATS = ("pages", "mirror", "tree")
+# What --format names: listing pages, one mirror, a tree of mirrors (<tag>/<stack>/), a
+# catalog of mirrors by tag (JSON).
+FORMATS = ("pages", "mirror", "tree", "catalog")
 
 # Problems kept (in meta.json, and printed) per tag; the rest are counted.
 MAX_PROBLEMS_PER_TAG = 1000
@@ -137,10 +146,15 @@ class _TagPlan:
         return f"{safe}-{hashlib.sha1(self.tag.encode()).hexdigest()[:8]}"
 
 
-def detect_format(source: Path) -> str:
-    """Which FORMATS a source directory holds: a mirror itself, a tree of mirrors (a
-    mirror in <tag>/ or <tag>/<stack>/), else listing pages (<tag>/<package>/specs.md)."""
-    source = Path(source)
+def detect_format(location: str | Path) -> str | None:
+    """Which FORMATS a source holds: a JSON file (or URL) is a catalog; a directory holds
+    a mirror itself, a tree of mirrors (a mirror in <tag>/ or <tag>/<stack>/), else listing
+    pages (<tag>/<package>/specs.md). None: a URL, which is a mirror or a tree (asked)."""
+    if is_url(str(location)):
+        return "catalog" if str(location).split("?")[0].endswith(".json") else None
+    source = Path(location)
+    if source.is_file():
+        return "catalog"
     if not source.is_dir():
         raise SourceTreeError(f"source directory {printable(str(source))} does not exist")
     if layout_of(source):
@@ -154,7 +168,7 @@ def detect_format(source: Path) -> str:
 
 
 def reindex(
-    source: Path,
+    source: str | Path,
     index_root: Path,
     *,
     full: bool = False,
@@ -163,6 +177,8 @@ def reindex(
     warn: Warn | None = None,
     source_format: str | None = None,
     tag: str | None = None,
+    s3_base: str = DEFAULT_S3_BASE,
+    downloading: Progress | None = None,
 ) -> ReindexReport:
     """Bring the index up to date with source and switch to the result atomically.
 
@@ -173,10 +189,17 @@ def reindex(
     """
     index_dir = IndexDir(index_root)
     kind = source_format or detect_format(source)
-    if kind not in FORMATS:
+    if kind is not None and kind not in FORMATS:
         raise SourceTreeError(f"unknown source format {kind!r}: use one of {', '.join(FORMATS)}")
+    if kind == "pages" and is_url(str(source)):
+        raise SourceTreeError("listing pages are read from a directory, not a URL")
     try:
-        return _reindex(index_dir, source, kind, tag, full, jobs, progress, warn)
+        s3 = S3Base.parse(s3_base)
+    except ValueError as exc:
+        raise SourceTreeError(str(exc)) from None
+    fetch = _Fetching(s3, downloading)
+    try:
+        return _reindex(index_dir, source, kind, tag, full, jobs, progress, warn, fetch)
     except OSError as exc:
         message = f"cannot write the index in {index_dir.root}: {_os_error(exc)}"
         raise IndexWriteError(message) from exc
@@ -187,6 +210,30 @@ def reindex(
                 f"cannot write the index in {index_dir.root} (tag {tag}): {exc.message}"
             ) from exc
         raise IndexWriteError(f"building tag {tag} failed: {exc.message}") from exc
+    finally:
+        fetch.close()
+
+
+@dataclass
+class _Fetching:
+    """How remote sources are fetched: one Fetcher for the whole reindex, made on use."""
+
+    s3: S3Base
+    progress: Progress | None
+    _fetcher: Fetcher | None = None
+
+    @property
+    def fetcher(self) -> Fetcher:
+        if self._fetcher is None:
+            try:
+                self._fetcher = Fetcher()
+            except ValueError as exc:  # a bad SEARCHER_HTTP_* setting
+                raise SourceTreeError(str(exc)) from None
+        return self._fetcher
+
+    def close(self) -> None:
+        if self._fetcher is not None:
+            self._fetcher.close()
 
 
 def _os_error(exc: OSError) -> str:
@@ -196,13 +243,14 @@ def _os_error(exc: OSError) -> str:
 
 def _reindex(
     index_dir: IndexDir,
-    source: Path,
-    kind: str,
+    source: str | Path,
+    kind: str | None,
     tag: str | None,
     full: bool,
     jobs: int | None,
     progress: Progress | None,
     warn: Warn | None,
+    fetch: _Fetching,
 ) -> ReindexReport:
     started = time.perf_counter()
     report = ReindexReport()
@@ -224,7 +272,8 @@ def _reindex(
 
     with index_dir.lock():
         index_dir.clean()
-        plans = _plan(source) if kind == "pages" else _plan_mirrors(source, kind, tag)
+        pages = kind == "pages"
+        plans = _plan(Path(source)) if pages else _plan_mirrors(source, kind, tag, fetch)
         previous = None if full else _previous_shards(index_dir)
         kept = {
             p.tag: previous[p.tag]
@@ -252,7 +301,9 @@ def _reindex(
                     shard = Path(SHARDS_DIR, result.dir)
                     link_shard(current / shard, build_dir / shard)
                     record(result, kept=True)
-            built = _build_shards(to_build, build_dir, jobs, progress, record)
+            cache = index_dir.root / CACHE_DIR
+            _download(to_build, cache, fetch)
+            built = _build_shards(to_build, build_dir, jobs, progress, record, cache)
             for result in _keep_failed_tags(built, previous, index_dir, build_dir):
                 report.problems.append(result.problems[-1])
                 if warn:
@@ -270,12 +321,14 @@ def _reindex(
                 build_dir,
                 shards,
                 {
-                    "source": str(Path(source).resolve()),
+                    "source": str(source) if is_url(str(source)) else str(Path(source).resolve()),
                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "tags": sorted(s["tag"] for s in shards if s["docs"]),
                 },
             )
             report.generation = index_dir.publish(build_dir)
+            if kind != "pages":
+                prune_cache(cache, [m for plan in plans for m in plan.mirrors])
         except BaseException:
             # Whatever stopped us (an error, Ctrl-C), CURRENT still names the previous
             # generation (publish switches last); drop the half-built one now rather than
@@ -302,18 +355,31 @@ def _plan(source: Path) -> list[_TagPlan]:
     return plans
 
 
-def _plan_mirrors(source: Path, kind: str, tag: str | None) -> list[_TagPlan]:
-    """Mirrors grouped by tag, with each tag's fingerprint (its mirrors' index hashes or
-    checksums: a tag none of whose indexes changed is not read again), in tag order."""
+def _plan_mirrors(
+    source: str | Path, kind: str | None, tag: str | None, fetch: _Fetching
+) -> list[_TagPlan]:
+    """Mirrors grouped by tag, each resolved (where its database is, and its checksum), with
+    each tag's fingerprint: its mirrors' checksums. A tag none of whose databases changed
+    is neither downloaded nor read again."""
+    location = str(source)
     try:
-        if kind == "mirror":
+        if kind == "catalog":
+            mirrors = read_catalog(location, fetch.fetcher, fetch.s3)
+        elif is_url(location):
+            as_tree = {"mirror": False, "tree": True}.get(kind or "")
+            mirrors = find_remote(location, fetch.fetcher, tag, as_tree=as_tree)
+        elif kind == "mirror":
             if not layout_of(Path(source)):
                 raise MirrorError(source, "not a mirror: no build_cache/index.json or v3 manifest")
-            mirrors = find_mirrors(source, tag)
+            mirrors = find_mirrors(Path(source), tag)
         else:
-            mirrors = find_mirrors(source, as_tree=True)
+            mirrors = find_mirrors(Path(source), as_tree=True)
     except MirrorError as exc:
         raise SourceTreeError(str(exc)) from None
+    except FetchError as exc:
+        raise SourceTreeError(str(exc)) from None
+    remote = any(is_url(m.location) for m in mirrors)
+    mirrors = resolve_all(mirrors, fetch.fetcher if remote else None)
     plans = []
     for name, group in groupby(mirrors, key=lambda m: m.tag):
         members = list(group)
@@ -323,6 +389,18 @@ def _plan_mirrors(source: Path, kind: str, tag: str | None) -> list[_TagPlan]:
             digest.update(line.encode(errors="surrogateescape"))
         plans.append(_TagPlan(name, [], digest.hexdigest(), members))
     return plans
+
+
+def _download(plans: list[_TagPlan], cache: Path, fetch: _Fetching) -> None:
+    """Fetch the remote databases of the tags to build (in parallel), into the cache."""
+    todo = [m for plan in plans for m in plan.mirrors if m.local is None and not m.problem]
+    if not todo:
+        return
+    fetched = iter(download_all(todo, fetch.fetcher, cache, fetch.progress))
+    for plan in plans:
+        plan.mirrors = [
+            next(fetched) if m.local is None and not m.problem else m for m in plan.mirrors
+        ]
 
 
 def _keep_failed_tags(
@@ -379,6 +457,7 @@ def _build_shards(
     jobs: int,
     progress: Progress | None,
     record: Callable[[ShardResult, bool], None],
+    cache: Path,
 ) -> dict[str, ShardResult]:
     total = sum(p.files for p in plans)
     done = 0
@@ -398,6 +477,7 @@ def _build_shards(
             "tag": p.tag,
             "pages": [vars(page) for page in p.pages],
             "mirrors": [vars(mirror) for mirror in p.mirrors],
+            "cache": str(cache),
             "directory": str(build_dir / SHARDS_DIR / p.dir),
             "dirname": p.dir,
             "fingerprint": p.fingerprint,
@@ -421,6 +501,7 @@ def build_shard(
     dirname: str,
     fingerprint: str,
     mirrors: list[dict[str, Any]] | None = None,
+    cache: str | None = None,
 ) -> dict[str, Any]:
     """Index one tag's pages (or mirrors) into a new shard directory; returns its
     ShardResult's fields.
@@ -428,7 +509,7 @@ def build_shard(
     Runs in a worker process (searcher/workers.py), or in the reindex itself for one tag.
     """
     if mirrors:
-        return _build_mirror_shard(tag, mirrors, directory, dirname, fingerprint)
+        return _build_mirror_shard(tag, mirrors, directory, dirname, fingerprint, cache)
     result = ShardResult(tag=tag, dir=dirname, fingerprint=fingerprint)
     problems = _Problems(result, tag)
     writer = ShardWriter(Path(directory))
@@ -463,7 +544,12 @@ def build_shard(
 
 
 def _build_mirror_shard(
-    tag: str, mirrors: list[dict[str, Any]], directory: str, dirname: str, fingerprint: str
+    tag: str,
+    mirrors: list[dict[str, Any]],
+    directory: str,
+    dirname: str,
+    fingerprint: str,
+    cache: str | None,
 ) -> dict[str, Any]:
     result = ShardResult(tag=tag, dir=dirname, fingerprint=fingerprint, mirrors=True)
     problems = _Problems(result, tag)
@@ -471,7 +557,7 @@ def _build_mirror_shard(
     for fields in mirrors:
         result.files += 1
         try:
-            db = read_database(Mirror(**fields))
+            db = read_database(Mirror(**fields), Path(cache) if cache else None)
         except MirrorError as exc:
             result.files_skipped += 1
             problems.add(str(exc))

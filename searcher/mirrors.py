@@ -1,17 +1,23 @@
-"""Spack binary mirrors as a source: their index databases, in either layout, by tag.
+"""Spack binary mirrors as a source: finding them, where their index is, reading it.
 
-A mirror's index is a Spack database (``{"database": {"version", "installs": {hash:
-record}}}``), the same one `spack buildcache update-index` writes:
+A mirror's index is a Spack database (database.py), in one of two layouts:
 
-- v2 layout: ``build_cache/index.json``, with ``build_cache/index.json.hash`` (the sha256
-  hex of index.json) beside it;
-- v3 layout: ``v3/manifests/index/index.manifest.json`` names the database as a blob,
+- v2: ``build_cache/index.json``, with ``build_cache/index.json.hash`` (the sha256 hex of
+  index.json) beside it;
+- v3: ``v3/manifests/index/index.manifest.json`` names the database as a blob,
   ``blobs/<algorithm>/<checksum[:2]>/<checksum>``, checked against its checksum.
 
-A tag's documents are the records of its mirrors (the tag's top-level mirror, ``root``,
-and one per stack) that are in the build cache, one per hash, with ``stacks`` = the labels
-of the mirrors holding it. Dependencies resolve through every record of the tag, in the
-cache or not (externals). Nothing here knows about the index; graph.py stores the result.
+Mirrors come from a local directory (one mirror, or a tree ``<tag>/`` = the tag's root
+mirror and ``<tag>/<stack>/`` its stacks), from an http(s) URL laid out the same way, or
+from a catalog: ``{"<tag>": [{"label": "<stack>" or "root", "url": "<index url>"}]}``,
+the shape of the public ``cache_spack_io_index.json``, where a url names an index.json,
+a manifest or a blob, and ``s3://<bucket>/`` maps to an https base (``S3Base``).
+
+A reindex first *resolves* every mirror (finds its database and the checksum it should
+have: small reads), which is its fingerprint; only the tags whose fingerprints changed
+are read. A remote database is downloaded into the index's mirror cache, named by its
+checksum; a database once parsed is kept there as compact records, so an unchanged
+mirror is neither downloaded nor parsed again.
 """
 
 from __future__ import annotations
@@ -21,52 +27,106 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
-from searcher.documents import Dependency, Spec
-from searcher.graph import Node, ShardGraph
-from searcher.sources import MAX_LIST_ITEMS, MAX_VALUE_CHARS, SourceError, printable, show
+from searcher.database import (
+    MAX_INDEX_BYTES,
+    MAX_PROBLEMS,
+    ROOT,
+    Database,
+    MirrorError,
+    Record,
+    parse_database,
+)
+from searcher.fetch import Fetcher, FetchError, is_url
+from searcher.sources import printable, show
 
 V2_INDEX = "build_cache/index.json"
 V2_HASH = "build_cache/index.json.hash"
 V3_MANIFEST = "v3/manifests/index/index.manifest.json"
-ROOT = "root"
-DB_VERSIONS = ("6", "7", "8")
-# A database is read whole. The public develop mirror's index is the biggest known, some
-# hundreds of MB; a file beyond this is refused, not read (memory is bounded).
-MAX_INDEX_BYTES = 2 * 2**30
 MAX_MANIFEST_BYTES = 2**20
-# The languages whose provider is the compiler, in the order one is picked.
-COMPILER_LANGUAGES = ("c", "cxx", "fortran")
-# Compiler-flag parameters: shown only when set.
-FLAG_KEYS = frozenset(("cflags", "cppflags", "cxxflags", "fflags", "ldflags", "ldlibs"))
+MAX_CATALOG_BYTES = 16 * 2**20
+MAX_LISTING_BYTES = 16 * 2**20
+DEFAULT_S3_BASE = "s3://spack-binaries/=https://binaries.spack.io/"
+CACHE_DIR = ".mirrors"  # in the index directory
 # Folders of a mirror that are its layout, not stacks below a tag.
 _LAYOUT_DIRS = frozenset(("build_cache", "v3", "blobs", "manifests"))
-_HASH = re.compile(r"^[a-z0-9]{8,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_HREF = re.compile(r"""href\s*=\s*["']([^"'?#]+)["']""", re.I)
 
-
-class MirrorError(SourceError):
-    """A mirror (or its index) that cannot be read, with the reason."""
+# Called with (mirrors done, mirrors total) while databases are downloaded.
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class Mirror:
-    """One mirror of a tag: its label (a stack, or root) and its directory."""
+    """One mirror of a tag: its label (a stack, or root), where it is, and once resolved
+    where its database is and the checksum it must have."""
 
     tag: str
     label: str
-    location: str
-    problem: str | None = None  # known unusable when listed (a link leaving the tree)
+    location: str  # the mirror's directory or URL, or a catalog's index URL
+    problem: str | None = None  # unusable, and why (reported by the shard build)
+    index: str | None = None  # the database's path or URL (resolve())
+    checksum: str | None = None  # its sha256 hex, when the mirror says
+    compression: str = "none"
+    local: str | None = None  # the database on disk (a remote one, once downloaded)
+
+    @property
+    def where(self) -> str:
+        """What messages name: the database's path or URL (else the mirror's)."""
+        return self.index or self.location
+
+    def failed(self, error: MirrorError | FetchError) -> Mirror:
+        """This mirror, marked unusable with the error's reason."""
+        where = error.path if isinstance(error, MirrorError) else error.url
+        return replace(self, problem=f"{where}\0{error.reason}")
+
+    def error(self) -> MirrorError:
+        """The problem as the error reported for it."""
+        where, _, reason = (self.problem or "").partition("\0")
+        return MirrorError(where if reason else self.location, reason or where)
 
 
-# -- finding mirrors ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class S3Base:
+    """How s3://<bucket>/ URLs of a catalog become https ones: ``BASE`` for every bucket,
+    or ``s3://<bucket>/=BASE`` for one (several, comma-separated)."""
+
+    rules: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def parse(cls, setting: str) -> S3Base:
+        rules = []
+        for part in filter(None, (p.strip() for p in setting.split(","))):
+            prefix, sep, base = part.rpartition("=") if part.startswith("s3://") else ("", "", part)
+            if not is_url(base) or (sep and not prefix.startswith("s3://")):
+                raise ValueError(f"--s3-base: {part!r} is not BASE or s3://BUCKET/=BASE (http(s))")
+            rules.append((prefix.rstrip("/") + "/" if prefix else "s3://", base.rstrip("/") + "/"))
+        return cls(tuple(rules))
+
+    def map(self, url: str) -> str:
+        """The https URL of an s3:// URL (other URLs unchanged); ValueError if none fits."""
+        if not url.startswith("s3://"):
+            return url
+        for prefix, base in self.rules:
+            if prefix != "s3://" and url.startswith(prefix):
+                return base + url[len(prefix) :]
+        for prefix, base in self.rules:
+            if prefix == "s3://":
+                return base + url[len("s3://") :].partition("/")[2]
+        raise ValueError(f"no --s3-base maps {url}")
+
+
+# -- local directories --------------------------------------------------------------------
 
 
 def layout_of(directory: Path) -> str | None:
@@ -88,12 +148,7 @@ def find_mirrors(source: Path, tag: str | None = None, *, as_tree: bool = False)
     source = Path(source)
     real_root = os.path.realpath(source)
     if layout_of(source) and not as_tree:
-        name = tag or source.resolve().name
-        if not _NAME.fullmatch(name):
-            raise MirrorError(
-                source, f"{show(name)} is not a build-cache tag name: name one with --tag"
-            )
-        return [Mirror(name, ROOT, str(source))]
+        return [Mirror(_tag_name(source, tag or source.resolve().name), ROOT, str(source))]
     mirrors = []
     for tag_dir in _folders(source, real_root):
         if isinstance(tag_dir, Mirror):
@@ -106,9 +161,21 @@ def find_mirrors(source: Path, tag: str | None = None, *, as_tree: bool = False)
                 mirrors.append(stack_dir)
             elif stack_dir.name not in _LAYOUT_DIRS and layout_of(stack_dir):
                 mirrors.append(Mirror(tag_dir.name, stack_dir.name, str(stack_dir)))
+    return _found(source, mirrors)
+
+
+def _tag_name(source: object, name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise MirrorError(
+            str(source), f"{show(name)} is not a build-cache tag name: name one with --tag"
+        )
+    return name
+
+
+def _found(source: object, mirrors: list[Mirror]) -> list[Mirror]:
     if not any(m.problem is None for m in mirrors):
         raise MirrorError(
-            source,
+            str(source),
             f"no mirror found (expected {V2_INDEX} or {V3_MANIFEST}, in it or in "
             "<tag>/ and <tag>/<stack>/ folders)",
         )
@@ -122,7 +189,7 @@ def _folders(parent: Path, real_root: str, tag: str | None = None) -> Iterable[P
         yield Mirror(tag or parent.name, ROOT, str(parent), f"cannot list: {exc.strerror}")
         return
     for entry in entries:
-        if entry.name.startswith(".") or not _NAME.match(entry.name):
+        if entry.name.startswith(".") or not _NAME.fullmatch(entry.name):
             continue
         path = Path(entry.path)
         if entry.is_symlink():
@@ -143,291 +210,218 @@ def _folders(parent: Path, real_root: str, tag: str | None = None) -> Iterable[P
             continue
 
 
-def fingerprint(mirror: Mirror) -> str:
-    """What identifies the mirror's index without reading it: v2's index.json.hash (else
-    the index file's size and time), v3's manifest checksum. Unchanged: not read again."""
-    root = Path(mirror.location)
-    if mirror.problem:
-        return f"problem:{mirror.problem}"
+# -- remote mirrors, trees and catalogs ----------------------------------------------------
+
+
+def find_remote(
+    url: str, fetcher: Fetcher, tag: str | None = None, *, as_tree: bool | None = None
+) -> list[Mirror]:
+    """The mirrors at an http(s) URL: one mirror (as_tree False, or None and the URL is one),
+    or a tree whose folders are listed by the server's index pages (an autoindex)."""
+    base = url.rstrip("/") + "/"
+    layout = _remote_layout(base, fetcher) if as_tree is not True else None
+    if layout:
+        name = tag or urlsplit(base).path.rstrip("/").rpartition("/")[2]
+        return [Mirror(_tag_name(url, name), ROOT, _index_url(base, layout))]
+    if as_tree is False:
+        raise MirrorError(url, f"not a mirror: no {V3_MANIFEST} or {V2_INDEX}")
+    mirrors = []
     try:
-        if layout_of(root) == "v3":
-            entry = _manifest_entry(mirror)
-            return f"v3:{entry['checksumAlgorithm']}:{entry['checksum']}"
-        hash_file = root / V2_HASH
-        if hash_file.is_file():
-            text = _read(hash_file, 1024).decode("ascii", "replace").strip()
-            if _HEX64.fullmatch(text):
-                return f"v2:{text}"
-        info = (root / V2_INDEX).stat()
-        return f"v2-stat:{info.st_size}:{info.st_mtime_ns}"
-    except (OSError, MirrorError) as exc:
-        # Read (and so reported) by the shard build: a fingerprint never fails.
-        return f"unreadable:{exc}"
+        tags = _listing(base, fetcher)
+    except FetchError as exc:
+        raise MirrorError(exc.url, f"cannot list the tree: {exc.reason}") from None
+    for tag_name in tags:
+        tag_url = f"{base}{tag_name}/"
+        mirrors += _probe(tag_name, ROOT, tag_url, fetcher)
+        try:
+            stacks = [s for s in _listing(tag_url, fetcher) if s not in _LAYOUT_DIRS]
+        except FetchError as exc:
+            mirrors.append(Mirror(tag_name, ROOT, tag_url, f"cannot list: {exc.reason}"))
+            stacks = []
+        for stack in stacks:
+            mirrors += _probe(tag_name, stack, f"{tag_url}{stack}/", fetcher)
+    return _found(url, mirrors)
 
 
-# -- reading one mirror's database ---------------------------------------------------------
+def _probe(tag: str, label: str, url: str, fetcher: Fetcher) -> list[Mirror]:
+    """[the mirror at url] if there is one there ([] if not; with its problem if the
+    server would not say)."""
+    try:
+        layout = _remote_layout(url, fetcher)
+    except MirrorError as exc:
+        return [Mirror(tag, label, url).failed(exc)]
+    return [Mirror(tag, label, _index_url(url, layout))] if layout else []
 
 
-@dataclass(slots=True)
-class Record:
-    """One record of a mirror's database, as searcher needs it."""
-
-    hash: str
-    name: str
-    version: str
-    platform: str
-    os: str
-    target: str
-    variants: tuple[str, ...]
-    compiler: str | None  # v7's compiler, or annotations.compiler; else from dependencies
-    dependencies: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...]
-    in_cache: bool
-    external: bool
-    where: str = ""
+def _index_url(base: str, layout: str) -> str:
+    """Where a mirror's index is named: resolving it then fetches only that."""
+    return base + (V3_MANIFEST if layout == "v3" else V2_INDEX)
 
 
-@dataclass
-class Database:
-    """What one mirror's index holds, and the records that could not be read."""
-
-    mirror: Mirror
-    records: dict[str, Record] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    skipped: int = 0
-
-
-class _Target(msgspec.Struct):
-    name: str
-
-
-class _Arch(msgspec.Struct):
-    platform: str
-    platform_os: str
-    target: str | _Target
+def _remote_layout(base: str, fetcher: Fetcher) -> str | None:
+    for layout, path in (("v3", V3_MANIFEST), ("v2", V2_HASH), ("v2", V2_INDEX)):
+        try:
+            fetcher.get(base + path, 0 if path == V2_INDEX else MAX_MANIFEST_BYTES)
+            return layout
+        except FetchError as exc:
+            if exc.status is None and "larger than" in exc.reason:  # index.json is there
+                return layout
+            if exc.status not in (403, 404):
+                raise MirrorError(exc.url, exc.reason) from None
+    return None
 
 
-class _DepParams(msgspec.Struct):
-    deptypes: list[str] = []
-    virtuals: list[str] = []
+def _listing(url: str, fetcher: Fetcher) -> list[str]:
+    """The sub-folders an index page links to (relative links ending in '/')."""
+    page = fetcher.get(url, MAX_LISTING_BYTES).decode("utf-8", "replace")
+    names = []
+    for href in _HREF.findall(page):
+        name = href.rstrip("/")
+        if href.endswith("/") and "/" not in name and _NAME.fullmatch(name):
+            names.append(name)
+    return sorted(dict.fromkeys(names))
 
 
-class _Dep(msgspec.Struct):
-    name: str
-    hash: str | None = None
-    build_hash: str | None = None
-    full_hash: str | None = None
-    parameters: _DepParams | None = None
-    deptype: list[str] | str | None = msgspec.field(default=None, name="type")
+def read_catalog(location: str, fetcher: Fetcher, s3: S3Base) -> list[Mirror]:
+    """The mirrors a catalog names (a local JSON file or a URL). Its URLs must be http(s)
+    or s3:// (mapped by s3): a catalog cannot make us read local files."""
+    try:
+        if is_url(location):
+            data = fetcher.get(location, MAX_CATALOG_BYTES)
+        else:
+            with open(location, "rb") as file:
+                data = file.read(MAX_CATALOG_BYTES + 1)
+            if len(data) > MAX_CATALOG_BYTES:
+                raise MirrorError(location, f"larger than {MAX_CATALOG_BYTES} bytes, not read")
+        catalog = msgspec.json.decode(data, type=dict[str, list[dict[str, Any]]])
+    except FetchError as exc:
+        raise MirrorError(exc.url, exc.reason) from None
+    except OSError as exc:
+        raise MirrorError(location, f"cannot read: {exc.strerror or exc}") from None
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        raise MirrorError(
+            location, f'not a catalog ({{"<tag>": [{{"label", "url"}}]}}): {exc}'
+        ) from None
+    mirrors = []
+    for tag, entries in catalog.items():
+        for i, entry in enumerate(entries):
+            label, url = entry.get("label"), entry.get("url")
+            where = f"{location}: {tag}[{i}]"
+            if not _NAME.fullmatch(tag) or not isinstance(label, str) or not _NAME.fullmatch(label):
+                mirrors.append(
+                    Mirror(str(tag)[:60], str(label)[:60], where, f"bad tag or label {show(label)}")
+                )
+                continue
+            try:
+                mapped = s3.map(url) if isinstance(url, str) else ""
+            except ValueError as exc:
+                mirrors.append(Mirror(tag, label, where, str(exc)))
+                continue
+            if not is_url(mapped):
+                mirrors.append(
+                    Mirror(tag, label, where, f"url {show(url)} is not http(s) or s3://")
+                )
+                continue
+            mirrors.append(Mirror(tag, label, mapped))
+    if not mirrors:
+        raise MirrorError(location, "the catalog names no mirror")
+    return sorted(mirrors, key=lambda m: (m.tag, m.label != ROOT, m.label))
 
 
-class _Compiler(msgspec.Struct):
-    name: str
-    version: str
+# -- resolving: where the database is, and its checksum ------------------------------------
 
 
-class _Node(msgspec.Struct):
-    name: str
-    version: str
-    arch: _Arch
-    parameters: dict[str, Any] = {}
-    dependencies: list[_Dep] | dict[str, _Dep] = []
-    compiler: _Compiler | None = None
-    annotations: dict[str, Any] = {}
-    external: dict[str, Any] | None = None
+def resolve_all(
+    mirrors: Sequence[Mirror], fetcher: Fetcher | None, threads: int = 16
+) -> list[Mirror]:
+    """resolve() every mirror, the remote ones in parallel; order kept."""
+    if fetcher is None or not any(is_url(m.location) for m in mirrors):
+        return [resolve(m, fetcher) for m in mirrors]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda m: resolve(m, fetcher), mirrors))
 
 
-class _Record(msgspec.Struct):
-    spec: _Node
-    in_buildcache: bool = False
-
-
-class _OldRecord(msgspec.Struct):  # older records wrap the node in {name: node}
-    spec: dict[str, Any]
-    in_buildcache: bool = False
-
-
-class _Database(msgspec.Struct):
-    version: str | int
-    installs: dict[str, msgspec.Raw]
-
-
-class _Top(msgspec.Struct):
-    database: _Database
-
-
-_top = msgspec.json.Decoder(_Top)
-_record = msgspec.json.Decoder(_Record)
-_old_record = msgspec.json.Decoder(_OldRecord)
-
-
-def read_database(mirror: Mirror) -> Database:
-    """Read a mirror's index; MirrorError when the index as a whole is unusable (missing,
-    too big, not JSON, an unknown database version, a checksum that does not match)."""
+def resolve(mirror: Mirror, fetcher: Fetcher | None) -> Mirror:
+    """The mirror with its database's location and checksum (problem set if it has none)."""
     if mirror.problem:
-        raise MirrorError(mirror.location, mirror.problem)
+        return mirror
+    try:
+        if is_url(mirror.location):
+            if fetcher is None:
+                raise MirrorError(mirror.location, "a URL, and no fetcher")
+            return _resolve_remote(mirror, fetcher)
+        return _resolve_local(mirror)
+    except MirrorError as exc:
+        return mirror.failed(exc)
+    except FetchError as exc:
+        return mirror.failed(exc)
+
+
+def _resolve_local(mirror: Mirror) -> Mirror:
     root = Path(mirror.location)
     layout = layout_of(root)
     if layout == "v3":
-        where, data = _v3_blob(mirror)
-    elif layout == "v2":
-        where = str(root / V2_INDEX)
-        data = _read(root / V2_INDEX, MAX_INDEX_BYTES)
-        _check_v2_hash(root, data)
+        path = root / V3_MANIFEST
+        entry = _manifest_entry(str(path), _read(path, MAX_MANIFEST_BYTES))
+        blob = root / "blobs" / "sha256" / entry["checksum"][:2] / entry["checksum"]
+        return replace(
+            mirror,
+            index=str(blob),
+            checksum=entry["checksum"],
+            compression=entry["compression"],
+            local=str(blob),
+        )
+    if layout == "v2":
+        index, hash_file = root / V2_INDEX, root / V2_HASH
+        checksum = None
+        if hash_file.is_file():
+            checksum = _read(hash_file, 1024).decode("ascii", "replace").strip()
+        return replace(mirror, index=str(index), checksum=checksum, local=str(index))
+    raise MirrorError(mirror.location, f"not a mirror: no {V2_INDEX} or {V3_MANIFEST}")
+
+
+def _resolve_remote(mirror: Mirror, fetcher: Fetcher) -> Mirror:
+    url = mirror.location
+    path = urlsplit(url).path
+    if "/blobs/sha256/" in path:  # a catalog naming the blob: its name is its checksum
+        checksum = path.rpartition("/")[2]
+        if not _HEX64.fullmatch(checksum):
+            raise MirrorError(url, "a blob URL must end in its sha256 checksum")
+        return replace(mirror, index=url, checksum=checksum)
+    if path.endswith("index.manifest.json"):
+        manifest = url
+        base = url[: url.index("/v3/manifests/")] + "/" if "/v3/manifests/" in url else None
+    elif path.endswith("index.json"):
+        return _remote_v2(mirror, url, fetcher)
     else:
-        raise MirrorError(mirror.location, f"not a mirror: no {V2_INDEX} or {V3_MANIFEST}")
-    return parse_database(data, where, mirror)
+        base = url.rstrip("/") + "/"
+        manifest = base + V3_MANIFEST
+        if _remote_layout(base, fetcher) == "v2":
+            return _remote_v2(mirror, base + V2_INDEX, fetcher)
+    entry = _manifest_entry(manifest, fetcher.get(manifest, MAX_MANIFEST_BYTES))
+    if base is None:
+        raise MirrorError(manifest, "a manifest URL must be .../v3/manifests/index/...")
+    blob = f"{base}blobs/sha256/{entry['checksum'][:2]}/{entry['checksum']}"
+    return replace(mirror, index=blob, checksum=entry["checksum"], compression=entry["compression"])
 
 
-def parse_database(data: bytes, where: str, mirror: Mirror) -> Database:
-    """The records of one database's JSON text; bad records are reported and skipped."""
+def _remote_v2(mirror: Mirror, index: str, fetcher: Fetcher) -> Mirror:
     try:
-        top = _top.decode(data)
+        text = fetcher.get(index + ".hash", 1024).decode("ascii", "replace").strip()
+    except FetchError as exc:
+        if exc.status != 404:
+            raise
+        text = None  # no hash file: read every time
+    return replace(mirror, index=index, checksum=text)
+
+
+def _manifest_entry(where: str, data: bytes) -> dict[str, Any]:
+    try:
+        manifest = msgspec.json.decode(data)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise MirrorError(where, f"not a Spack database: {exc}") from None
-    version = str(top.database.version)
-    if version not in DB_VERSIONS:
-        raise MirrorError(
-            where,
-            f"unknown database version {show(version)} (searcher reads {', '.join(DB_VERSIONS)})",
-        )
-    db = Database(mirror)
-    for key, raw in top.database.installs.items():
-        try:
-            record = _parse_record(key, raw)
-        except ValueError as exc:
-            db.skipped += 1
-            if len(db.problems) < 20:
-                db.problems.append(f"{printable(where)}: installs[{show(key)}]: {exc}")
-            continue
-        record.where = where
-        db.records[key] = record
-    if db.skipped > len(db.problems):
-        db.problems.append(
-            f"{printable(where)}: ... and {db.skipped - len(db.problems)} more records skipped"
-        )
-    return db
-
-
-def _parse_record(key: str, raw: msgspec.Raw) -> Record:
-    if not _HASH.fullmatch(key):
-        raise ValueError("the key is not a Spack DAG hash")
-    try:
-        parsed = _record.decode(raw)
-        node, in_cache = parsed.spec, parsed.in_buildcache
-    except (msgspec.ValidationError, RecursionError) as exc:
-        node, in_cache = _old_form(raw, exc)
-    name, version = node.name, node.version
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"'name' {show(name)} is not a package name")
-    target = node.arch.target if isinstance(node.arch.target, str) else node.arch.target.name
-    values = (version, node.arch.platform, node.arch.platform_os, target)
-    if not all(v.strip() for v in values):
-        raise ValueError("'version' and 'arch' fields must not be empty")
-    if max(map(len, values)) > MAX_VALUE_CHARS:
-        raise ValueError(f"a value is longer than {MAX_VALUE_CHARS} characters")
-    deps = node.dependencies
-    entries = list(deps.values()) if isinstance(deps, dict) else deps
-    names = list(deps) if isinstance(deps, dict) else [d.name for d in deps]
-    if len(entries) > MAX_LIST_ITEMS or len(node.parameters) > MAX_LIST_ITEMS:
-        raise ValueError(f"more than {MAX_LIST_ITEMS} dependencies or parameters")
-    return Record(
-        hash=key,
-        name=name,
-        version=version,
-        platform=node.arch.platform,
-        os=node.arch.platform_os,
-        target=target,
-        variants=variants_of(node.parameters),
-        compiler=_recorded_compiler(node),
-        dependencies=tuple(_dependency(n, d) for n, d in zip(names, entries, strict=True)),
-        in_cache=in_cache,
-        external=node.external is not None,
-    )
-
-
-def _old_form(raw: msgspec.Raw, error: Exception) -> tuple[_Node, bool]:
-    """A record whose spec is {name: node} (older databases), else the first error."""
-    try:
-        old = _old_record.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-        raise ValueError(str(error)) from None
-    if len(old.spec) != 1:
-        raise ValueError(str(error))
-    ((name, body),) = old.spec.items()
-    if not isinstance(body, dict):
-        raise ValueError(str(error))
-    try:
-        node = msgspec.convert({**body, "name": name}, _Node)
-    except msgspec.ValidationError as exc:
-        raise ValueError(str(exc)) from None
-    return node, old.in_buildcache
-
-
-def _dependency(name: str, dep: _Dep) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
-    hash_ = dep.hash or dep.build_hash or dep.full_hash
-    if not hash_ or not _HASH.fullmatch(hash_):
-        raise ValueError(f"dependency {show(name)} has no DAG hash")
-    if dep.parameters is not None:
-        deptypes, virtuals = dep.parameters.deptypes, dep.parameters.virtuals
-    else:
-        deptype = dep.deptype or []
-        deptypes, virtuals = [deptype] if isinstance(deptype, str) else deptype, []
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"dependency name {show(name)} is not a package name")
-    return name, hash_, tuple(str(t) for t in deptypes), tuple(str(v) for v in virtuals)
-
-
-def variants_of(parameters: dict[str, Any]) -> tuple[str, ...]:
-    """A record's parameters as listing variants, by name: true -> +x, false -> ~x,
-    a list -> x=a,b, anything else -> x=v; compiler flags only when set."""
-    found = []
-    for key in sorted(parameters):
-        value = parameters[key]
-        if not _NAME.fullmatch(key):
-            continue
-        if key in FLAG_KEYS:
-            if isinstance(value, list) and value:
-                found.append(f'{key}="{" ".join(str(v) for v in value)}"')
-            continue
-        if isinstance(value, bool):
-            found.append(("+" if value else "~") + key)
-        elif isinstance(value, list):
-            if value:
-                found.append(f"{key}={','.join(str(v) for v in value)}")
-        elif isinstance(value, str | int | float):
-            found.append(f"{key}={value}")
-    return tuple(v for v in found if len(v) <= MAX_VALUE_CHARS)
-
-
-def _recorded_compiler(node: _Node) -> str | None:
-    if node.compiler is not None:
-        return f"{node.compiler.name}@{node.compiler.version}"
-    recorded = node.annotations.get("compiler")
-    return recorded if isinstance(recorded, str) and recorded.strip() else None
-
-
-def _check_v2_hash(root: Path, data: bytes) -> None:
-    hash_file = root / V2_HASH
-    if not hash_file.is_file():
-        return
-    expected = _read(hash_file, 1024).decode("ascii", "replace").strip()
-    actual = hashlib.sha256(data).hexdigest()
-    if expected != actual:
-        raise MirrorError(
-            root / V2_INDEX,
-            f"sha256 {actual[:12]}... does not match {V2_HASH} ({show(expected)}): "
-            "the index changed while it was read, or is damaged",
-        )
-
-
-def _manifest_entry(mirror: Mirror) -> dict[str, Any]:
-    path = Path(mirror.location) / V3_MANIFEST
-    try:
-        manifest = msgspec.json.decode(_read(path, MAX_MANIFEST_BYTES))
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise MirrorError(path, f"not a manifest: {exc}") from None
-    data = manifest.get("data") if isinstance(manifest, dict) else None
-    for entry in data if isinstance(data, list) else ():
+        raise MirrorError(where, f"not a manifest: {exc}") from None
+    entries = manifest.get("data") if isinstance(manifest, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
         if isinstance(entry, dict) and str(entry.get("mediaType", "")).startswith(
             "application/vnd.spack.db"
         ):
@@ -438,36 +432,168 @@ def _manifest_entry(mirror: Mirror) -> dict[str, Any]:
                 or not _HEX64.fullmatch(checksum)
             ):
                 raise MirrorError(
-                    path, f"the index blob's checksum is not sha256 hex: {show(checksum)}"
+                    where, f"the index blob's checksum is not sha256 hex: {show(checksum)}"
                 )
-            return entry
-    raise MirrorError(path, "no data entry with an application/vnd.spack.db media type")
+            compression = entry.get("compression") or "none"
+            if compression not in ("none", "gzip"):
+                raise MirrorError(where, f"unknown compression {show(compression)}")
+            return {"checksum": checksum, "compression": compression}
+    raise MirrorError(where, "no data entry with an application/vnd.spack.db media type")
 
 
-def _v3_blob(mirror: Mirror) -> tuple[str, bytes]:
-    entry = _manifest_entry(mirror)
-    checksum = entry["checksum"]
-    path = Path(mirror.location) / "blobs" / "sha256" / checksum[:2] / checksum
-    data = _read(path, MAX_INDEX_BYTES)
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != checksum:
-        raise MirrorError(path, f"sha256 {actual[:12]}... does not match its name: damaged blob")
-    compression = entry.get("compression", "none")
-    if compression == "gzip":
-        data = _gunzip(path, data)
-    elif compression not in ("none", None):
-        raise MirrorError(path, f"unknown compression {show(compression)}")
-    return str(path), data
+def fingerprint(mirror: Mirror) -> str:
+    """What identifies a resolved mirror's database without reading it: its checksum (v2's
+    index.json.hash, v3's manifest); else a local index's size and time. A remote index
+    without a hash file has none: it is read every time."""
+    if mirror.problem:
+        return f"problem:{mirror.problem}"
+    if mirror.checksum and _HEX64.fullmatch(mirror.checksum):
+        return f"sha256:{mirror.checksum}:{mirror.compression}"
+    if mirror.local:
+        try:
+            info = os.stat(mirror.local)
+        except OSError as exc:
+            return f"unreadable:{exc}"
+        return f"stat:{info.st_size}:{info.st_mtime_ns}"
+    return f"unhashed:{os.urandom(8).hex()}"
 
 
-def _gunzip(path: Path, data: bytes) -> bytes:
+# -- downloading and reading ---------------------------------------------------------------
+
+
+def download_all(
+    mirrors: Sequence[Mirror],
+    fetcher: Fetcher,
+    cache: Path,
+    progress: Progress | None = None,
+    threads: int = 8,
+) -> list[Mirror]:
+    """Download the remote databases that neither the cache's records nor its files hold;
+    the mirrors come back with ``local`` set (or a problem)."""
+    todo = [i for i, m in enumerate(mirrors) if m.local is None and m.problem is None]
+    out = list(mirrors)
+    done = 0
+    with ThreadPoolExecutor(threads) as pool:
+        for i, mirror in zip(
+            todo, pool.map(lambda i: download(out[i], fetcher, cache), todo), strict=True
+        ):
+            out[i] = mirror
+            done += 1
+            if progress:
+                progress(done, len(todo))
+    return out
+
+
+def download(mirror: Mirror, fetcher: Fetcher, cache: Path) -> Mirror:
+    """A remote mirror's database into the cache (named by its checksum; not fetched again
+    while there), checked against the checksum the mirror gave."""
+    assert mirror.index is not None
+    if mirror.checksum and _HEX64.fullmatch(mirror.checksum):
+        if _records_path(cache, mirror).exists():
+            return replace(mirror, local="")  # its records are cached: nothing to fetch
+        kept = cache / f"{mirror.checksum}.db"
+        if kept.exists():
+            return replace(mirror, local=str(kept))
+    try:
+        path, actual = fetcher.download(mirror.index, cache, MAX_INDEX_BYTES)
+    except FetchError as exc:
+        return mirror.failed(exc)
+    if mirror.checksum and actual != mirror.checksum:
+        path.unlink(missing_ok=True)
+        return mirror.failed(MirrorError(mirror.index, _mismatch(mirror, actual)))
+    final = cache / f"{actual}.db"
+    os.replace(path, final)
+    return replace(mirror, local=str(final), checksum=mirror.checksum or actual)
+
+
+def _mismatch(mirror: Mirror, actual: str) -> str:
+    said = "its name" if "/blobs/" in (mirror.index or "") else "index.json.hash"
+    return (
+        f"sha256 {actual[:12]}... does not match {said} ({show(mirror.checksum)}): damaged, "
+        "or changed while it was read"
+    )
+
+
+class _Cached(msgspec.Struct):
+    records: list[Record]
+    problems: list[str]
+    skipped: int
+
+
+def _records_path(cache: Path, mirror: Mirror) -> Path:
+    return cache / f"{mirror.checksum}-{mirror.compression}.records"
+
+
+def read_database(mirror: Mirror, cache: Path | None = None) -> Database:
+    """A resolved mirror's records: from the cache when its checksum's records are there,
+    else read (checked against its checksum), parsed, and kept in the cache. MirrorError
+    when the database as a whole is unusable."""
+    if mirror.problem:
+        raise mirror.error()
+    hashed = bool(mirror.checksum and _HEX64.fullmatch(mirror.checksum))
+    if cache is not None and hashed:
+        try:
+            cached = msgspec.msgpack.decode(_records_path(cache, mirror).read_bytes(), type=_Cached)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        else:
+            db = Database(mirror.label, problems=cached.problems, skipped=cached.skipped)
+            for record in cached.records:
+                record.where = mirror.where
+                db.records[record.hash] = record
+            return db
+    if not mirror.local:
+        raise MirrorError(mirror.where, "not downloaded")
+    data = _read(Path(mirror.local), MAX_INDEX_BYTES)
+    if mirror.checksum is not None:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != mirror.checksum:
+            raise MirrorError(mirror.where, _mismatch(mirror, actual))
+    if mirror.compression == "gzip":
+        data = _gunzip(mirror.where, data)
+    db = parse_database(data, printable(mirror.where), mirror.label)
+    if cache is not None and hashed:
+        _keep(cache, mirror, db)
+    return db
+
+
+def _keep(cache: Path, mirror: Mirror, db: Database) -> None:
+    """Write a database's records into the cache (atomically: a reader never sees half)."""
+    blob = msgspec.msgpack.encode(
+        _Cached(list(db.records.values()), db.problems[: MAX_PROBLEMS + 1], db.skipped)
+    )
+    path = _records_path(cache, mirror)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+    except OSError:  # a cache is an optimization: never a reason to fail
+        tmp.unlink(missing_ok=True)
+
+
+def prune_cache(cache: Path, mirrors: Iterable[Mirror]) -> None:
+    """Remove what no mirror of the source needs any more (after a reindex)."""
+    if not cache.is_dir():
+        return
+    wanted = set()
+    for mirror in mirrors:
+        if mirror.checksum:
+            wanted.add(f"{mirror.checksum}.db")
+            wanted.add(_records_path(cache, mirror).name)
+    for path in cache.iterdir():
+        if path.name not in wanted:
+            path.unlink(missing_ok=True)
+
+
+def _gunzip(where: str, data: bytes) -> bytes:
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
             out = stream.read(MAX_INDEX_BYTES + 1)
     except (OSError, EOFError) as exc:
-        raise MirrorError(path, f"not gzip data: {exc}") from None
+        raise MirrorError(where, f"not gzip data: {exc}") from None
     if len(out) > MAX_INDEX_BYTES:
-        raise MirrorError(path, f"decompresses to more than {MAX_INDEX_BYTES} bytes")
+        raise MirrorError(where, f"decompresses to more than {MAX_INDEX_BYTES} bytes")
     return out
 
 
@@ -480,113 +606,3 @@ def _read(path: Path, limit: int) -> bytes:
     if len(data) > limit:
         raise MirrorError(path, f"larger than {limit} bytes, not read")
     return data
-
-
-# -- a tag: its mirrors' records as documents ----------------------------------------------
-
-
-@dataclass
-class Tag:
-    """One tag's documents (in the order they are added to its shard) and their graph."""
-
-    specs: list[Spec]
-    graph: ShardGraph
-    problems: list[str]
-
-
-def assemble(tag: str, databases: list[Database]) -> Tag:
-    """A tag's documents from its mirrors' databases (root first, then stacks by name)."""
-    records: dict[str, Record] = {}
-    stacks: dict[str, list[str]] = {}
-    for db in databases:
-        for hash_, record in db.records.items():
-            known = records.setdefault(hash_, record)
-            if record.in_cache:
-                if not known.in_cache:  # held in the cache here: describe it from here
-                    records[hash_] = record
-                stacks.setdefault(hash_, []).append(db.mirror.label)
-    problems: list[str] = []
-    in_cache = sorted((r for r in records.values() if r.in_cache), key=lambda r: (r.name, r.hash))
-    number = {r.hash: i for i, r in enumerate(in_cache)}
-    graph = ShardGraph(docs=len(in_cache))
-
-    def node_of(dep_name: str, dep_hash: str, user: Record) -> int:
-        found = number.get(dep_hash)
-        if found is not None:
-            return found
-        record = records.get(dep_hash)
-        if record is None:
-            problems.append(
-                f"{printable(user.where)}: {user.name}/{user.hash[:7]} depends on "
-                f"{dep_name}/{dep_hash[:7]}, which no mirror of tag {printable(tag)} holds"
-            )
-            extra = Node(dep_name, hash=dep_hash)
-        else:
-            extra = Node(
-                record.name,
-                record.version,
-                record.hash,
-                _compiler(record, records),
-                record.os,
-                record.platform,
-                record.target,
-                record.variants,
-                record.external,
-            )
-        number[dep_hash] = graph.docs + len(graph.extra)
-        graph.extra.append(extra)
-        # An extra node's own dependencies are part of the DAGs above it.
-        if record is not None:
-            pending.append(record)
-        return number[dep_hash]
-
-    pending: list[Record] = list(in_cache)
-    specs = []
-    done = 0
-    while done < len(pending):
-        record = pending[done]
-        parent = number[record.hash]
-        deps = []
-        for dep_name, dep_hash, deptypes, virtuals in record.dependencies:
-            child = node_of(dep_name, dep_hash, record)
-            graph.add_edge(parent, child, deptypes, virtuals)
-            if done < len(in_cache):
-                target = records.get(dep_hash)
-                deps.append(
-                    Dependency(
-                        dep_name, target.version if target else "", dep_hash, deptypes, virtuals
-                    )
-                )
-        if done < len(in_cache):
-            specs.append(
-                Spec(
-                    tag=tag,
-                    package=record.name,
-                    hash=record.hash,
-                    version=record.version,
-                    compiler=_compiler(record, records),
-                    os=record.os,
-                    platform=record.platform,
-                    target=record.target,
-                    variants=record.variants,
-                    stacks=tuple(sorted(set(stacks[record.hash]))),
-                    dependencies=tuple(deps),
-                )
-            )
-        done += 1
-    return Tag(specs, graph, problems)
-
-
-def _compiler(record: Record, records: dict[str, Record]) -> str:
-    """The compiler a record was built with: as recorded (v7's field, or the annotation
-    of converted records), else the build dependency providing C, C++ or Fortran."""
-    if record.compiler:
-        return record.compiler
-    for language in COMPILER_LANGUAGES:
-        for _name, dep_hash, deptypes, virtuals in record.dependencies:
-            if language in virtuals and "build" in deptypes:
-                provider = records.get(dep_hash)
-                if provider is None:
-                    return _name
-                return f"{provider.name}@{provider.version}"
-    return "none"

@@ -48,7 +48,7 @@ _HASH_BODY = re.compile(r"[A-Za-z0-9]*")
 _VERSION_CHARS = re.compile(r"[=A-Za-z0-9_.:-]*(?:\s*,\s*[=A-Za-z0-9_.:-]*)*")
 _HASH_CHARS = re.compile(r"^[a-z0-9]+$")
 _FIELD = re.compile(rf"^({_NAME}):(?!=)(.*)$", re.S)
-_KEY_VALUE = re.compile(rf"^({_NAME})(:?=)(.*)$", re.S)
+_KEY_VALUE = re.compile(rf"^({_NAME})(:?==?)(.*)$", re.S)
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,8 @@ class SpecClause:
     hashes: list[HashPrefix] = field(default_factory=list)
     # ^name...: nodes that must appear anywhere in the spec's dependency DAG (all ANDed).
     dependencies: list[SpecClause] = field(default_factory=list)
+    # ^[virtuals=mpi] openmpi, ^mpi=openmpi: the dependency provides these virtuals.
+    virtuals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,9 @@ def parse(text: str, is_package: Callable[[str], bool] = lambda name: False) -> 
             position=MAX_QUERY_LENGTH,
         )
     state = _State(is_package)
-    for chunk, position, quoted in _chunks(text):
+    for chunk, position, quoted in _glued(text, _chunks(text)):
         if quoted:
+            state.compiler_waiting = None
             for offset, word in _words_of(chunk):
                 state.add_word(Word(word.lower(), position=position + offset))
         else:
@@ -188,6 +191,8 @@ class _State:
         self.clauses: list[FacetValue | HashPrefix] = []
         self.count = 0
         self.node: SpecClause | None = None  # where options go: the last spec or ^dependency
+        # %intel just read, without versions: an @ right after it is the compiler's.
+        self.compiler_waiting: Compiler | None = None
 
     def current(self, position: int) -> SpecClause:
         if self.node is None:
@@ -205,6 +210,38 @@ class _State:
         self.specs[-1].dependencies.append(dependency)
         self.node = dependency
 
+    def set_compiler_versions(self, compiler: Compiler, versions: VersionList) -> None:
+        node = self.current(compiler.position)
+        index = node.compilers.index(compiler)
+        node.compilers[index] = Compiler(compiler.name, versions, compiler.position)
+        self.compiler_waiting = None
+
+    def add_versions(self, node: SpecClause, versions: VersionList, at: int) -> None:
+        if node.versions:  # Spack refuses x@1.2@2.3
+            raise QueryError(f"{_node_name(node)} has two versions: give one list", position=at)
+        node.versions.append(versions)
+
+    def add_variant(self, node: SpecClause, variant: Variant) -> None:
+        """A variant of a node; refused when the node has it already (repeated, or
+        contradicted: +foo ~foo), as Spack refuses it."""
+        for have in node.variants:
+            if have.name == variant.name:
+                same = have == variant
+                raise QueryError(
+                    f"variant '{variant.name}' of {_node_name(node)} is "
+                    + ("repeated" if same else "given twice, contradicting itself"),
+                    position=variant.position,
+                )
+        node.variants.append(variant)
+
+    def add_arch(self, node: SpecClause, values: list[FacetValue]) -> None:
+        for value in values:
+            if any(a.facet == value.facet for a in node.arch):
+                raise QueryError(
+                    f"{_node_name(node)} has two {value.facet}= values", position=value.position
+                )
+            node.arch.append(value)
+
     def add_word(self, word: Word) -> None:
         self.count += 1
         if word not in self.words:
@@ -213,6 +250,10 @@ class _State:
     def add_clause(self, clause: FacetValue | HashPrefix) -> None:
         self.count += 1
         self.clauses.append(clause)
+
+
+def _node_name(node: SpecClause) -> str:
+    return node.name or "the spec"
 
 
 def _longest(pattern: re.Pattern[str], text: str, at: int) -> str:
@@ -243,6 +284,30 @@ def _chunks(text: str) -> Iterator[tuple[str, int, bool]]:
         yield "".join(parts), start, quoted
 
 
+# A chunk that cannot stand alone: a sigil (and edge properties) whose value follows
+# after spaces, as Spack reads `+ debug % intel @ 12.1` and `^[virtuals=mpi] openmpi`.
+_OPEN = re.compile(r"(\^|%%?|\+\+?|~~?|--?|@)\s*(\[[^\]]*\]?)?\s*|(\^|%%?)\s*\[[^\]]*")
+
+
+def _glued(text: str, chunks: Iterator[tuple[str, int, bool]]) -> Iterator[tuple[str, int, bool]]:
+    """Chunks, with an unfinished one (a sigil alone, an open '[') joined to the next (the
+    text between them kept, so positions stay those of the query)."""
+    pending: tuple[str, int, bool] | None = None
+    for chunk, start, quoted in chunks:
+        if pending is not None:
+            if quoted:
+                yield pending
+            else:
+                chunk, start = text[pending[1] : start + len(chunk)], pending[1]
+            pending = None
+        if not quoted and _OPEN.fullmatch(chunk):
+            pending = (chunk, start, quoted)
+            continue
+        yield chunk, start, quoted
+    if pending is not None:
+        yield pending
+
+
 def _in_version_list(text: str, start: int, i: int) -> bool:
     """Whether the space at i sits by a comma of a version list (@4.3, 4.6): Spack reads
     the list across it, so the chunk goes on."""
@@ -260,9 +325,11 @@ def _words_of(chunk: str) -> Iterator[tuple[int, str]]:
 
 def _parse_chunk(state: _State, chunk: str, pos: int) -> None:
     if chunk == "*":
+        state.compiler_waiting = None
         return
     # Searcher's field syntax first: tag:develop, stack:e4s, hash:abc (not key:=value).
     if m := _FIELD.match(chunk):
+        state.compiler_waiting = None
         key, value = m.groups()
         if key not in FIELDS:
             raise QueryError(f"unknown field '{key}': use one of {', '.join(FIELDS)}", position=pos)
@@ -282,47 +349,49 @@ def _parse_token(state: _State, chunk: str, i: int, pos: int) -> int:
     at = pos + i
     rest = chunk[i:]
     sigil = rest[0]
+    waiting, state.compiler_waiting = state.compiler_waiting, None
     if sigil == "@":
-        body = _longest(_VERSION_CHARS, rest, 1)
-        _need(body, "@", at + 1)
-        state.current(at).versions.append(_versions(body, at + 1))
+        skip = _spaces(rest, 1)
+        body = _longest(_VERSION_CHARS, rest, skip)
+        _need(body, "@", at + skip)
+        if waiting is not None:  # %intel @12.1: the compiler's versions, as in Spack
+            state.set_compiler_versions(waiting, _versions(body, at + skip))
+        else:
+            state.add_versions(state.current(at), _versions(body, at + skip), at)
         state.count += 1
-        return i + 1 + len(body)
+        return i + skip + len(body)
     if sigil == "%":
-        name = re.match(rf"{_NAME}", rest[1:])
-        if not name:
-            raise QueryError("'%' must be followed by a compiler name, as in %gcc", position=at + 1)
-        end = 1 + name.end()
-        versions = None
-        if rest[end : end + 1] == "@":
-            body = _longest(_VERSION_CHARS, rest, end + 1)
-            _need(body, "@", at + end + 1)
-            versions = _versions(body, at + end + 1)
-            end += 1 + len(body)
-        name_text = name.group()
-        state.current(at).compilers.append(Compiler(name_text, versions, at))
-        state.count += 1
-        return i + end
+        return _compiler_token(state, rest, i, at)
     if sigil in "+~" or (sigil == "-" and i == 0):
-        name = re.match(rf"{_NAME}", rest[1:])
+        # ++x ~~x --x (propagated to dependencies in Spack) match as +x ~x.
+        doubled = 2 if rest[1:2] == sigil else 1
+        skip = _spaces(rest, doubled)
+        name = re.match(rf"{_NAME}", rest[skip:])
         if not name:
             raise QueryError(
-                f"'{sigil}' must be followed by a variant name, as in {sigil}mpi", position=at + 1
+                f"'{sigil}' must be followed by a variant name, as in {sigil}mpi",
+                position=at + skip,
             )
-        state.current(at).variants.append(Variant(name.group(), (), sigil == "+", position=at))
+        variant = Variant(name.group(), (), sigil == "+", position=at)
+        state.add_variant(state.current(at), variant)
         state.count += 1
-        return i + 1 + name.end()
+        return i + skip + name.end()
     if sigil == "^":
-        name = re.match(rf"{_NAME}", rest[1:])
+        skip, virtuals = _edge(rest, 1, at)
+        assigned = _VIRTUAL_ASSIGNMENT.match(rest, skip)
+        if assigned:  # ^mpi=openmpi
+            virtuals += tuple(assigned.group(1).split(","))
+            skip = assigned.start(2)
+        name = re.match(rf"{_NAME}|\*", rest[skip:])
         if not name:
             raise QueryError(
-                "'^' must be followed by a dependency's name, as in ^openmpi", position=at + 1
+                "'^' must be followed by a dependency's name, as in ^openmpi", position=at + skip
             )
-        # A namespace (builtin.zlib) names the repository, not the package: dropped.
-        package = name.group().rpartition(".")[2] or name.group()
-        state.start_dependency(SpecClause(name=package, position=at))
+        package = None if name.group() == "*" else _unqualified(name.group())
+        dependency = SpecClause(name=package, position=at, virtuals=virtuals)
+        state.start_dependency(dependency)
         state.count += 1
-        return i + 1 + name.end()
+        return i + skip + name.end()
     if sigil == "/":
         body = _longest(_HASH_BODY, rest, 1)
         state.current(at).hashes.append(_hash(body, at + 1, after="/"))
@@ -332,12 +401,14 @@ def _parse_token(state: _State, chunk: str, i: int, pos: int) -> int:
         key, op, value = m.groups()
         _need(value, f"{key}{op}", at + len(key) + len(op))
         state.count += 1
+        if op.endswith("=="):  # key==value: propagated in Spack; matched as key=value
+            op = op[:-1]
         if key in ARCH_KEYS and op == "=":
-            state.current(at).arch.extend(_arch(key, value, at + len(key) + 1))
+            state.add_arch(state.current(at), _arch(key, value, at + len(key) + 1))
         elif key in FACET_NAMES and op == "=":
             state.add_clause(_facet_value(key, value, at, at + len(key) + 1))
         else:
-            state.current(at).variants.append(Variant.from_key_value(key, op, value, at))
+            state.add_variant(state.current(at), Variant.from_key_value(key, op, value, at))
         return len(chunk)  # a value runs to the end of the chunk, as in Spack
     name = _NAME_RE.match(rest)
     if not name:
@@ -361,9 +432,89 @@ def _parse_token(state: _State, chunk: str, i: int, pos: int) -> int:
     elif state.is_package(text):
         state.start_spec(SpecClause(name=text, position=at))
         state.count += 1
+    elif "." in text and state.is_package(_unqualified(text)):  # builtin.zlib: a namespace
+        state.start_spec(SpecClause(name=_unqualified(text), position=at))
+        state.count += 1
     else:
         state.add_word(Word(text.lower(), False, at))
     return end
+
+
+# c,cxx=gcc after % or ^: the dependency provides these virtuals.
+_VIRTUAL_ASSIGNMENT = re.compile(
+    r"([A-Za-z0-9_][A-Za-z0-9_-]*(?:,[A-Za-z0-9_][A-Za-z0-9_-]*)*)=(\S)"
+)
+_EDGE_KEYS = ("virtuals", "deptypes")
+_DEPTYPES = ("build", "link", "run", "test")
+
+
+def _spaces(rest: str, at: int) -> int:
+    """Where the value after a sigil starts: Spack allows spaces between them."""
+    while at < len(rest) and rest[at].isspace():
+        at += 1
+    return at
+
+
+def _unqualified(name: str) -> str:
+    """A namespace (builtin.zlib) names the repository, not the package: dropped."""
+    return name.rpartition(".")[2] or name
+
+
+def _edge(rest: str, at: int, pos: int) -> tuple[int, tuple[str, ...]]:
+    """Edge properties after ^ or % ([virtuals=mpi deptypes=link]): (where the node
+    starts, the virtuals asked). deptypes are checked, and searched as any type."""
+    skip = _spaces(rest, at)
+    if rest[skip : skip + 1] != "[":
+        return skip, ()
+    close = rest.find("]", skip)
+    if close < 0:
+        raise QueryError("'[' of edge properties is not closed: add ']'", position=pos + skip)
+    virtuals: tuple[str, ...] = ()
+    inner = rest[skip + 1 : close]
+    if not inner.strip():
+        raise QueryError("empty edge properties '[]'", position=pos + skip)
+    for m in re.finditer(r"\S+", inner):
+        where = pos + skip + 1 + m.start()
+        key, sep, value = m.group().partition("=")
+        if not sep or not value or key not in _EDGE_KEYS:
+            raise QueryError(
+                f"edge properties are virtuals=... or deptypes=..., not {m.group()!r}",
+                position=where,
+            )
+        items = tuple(v for v in value.split(",") if v)
+        if key == "virtuals":
+            virtuals += items
+        elif unknown := [t for t in items if t not in _DEPTYPES]:
+            raise QueryError(
+                f"unknown dependency type {unknown[0]!r} (build, link, run, test)", position=where
+            )
+    return _spaces(rest, close + 1), virtuals
+
+
+def _compiler_token(state: _State, rest: str, i: int, at: int) -> int:
+    """%gcc[@v], %%gcc, %c=gcc, %[virtuals=c] gcc: the compiler (Spack 1.x writes it as a
+    direct dependency providing c/cxx/fortran; the index has it as the compiler)."""
+    skip = 2 if rest[1:2] == "%" else 1
+    skip, _ = _edge(rest, skip, at)
+    assigned = _VIRTUAL_ASSIGNMENT.match(rest, skip)
+    if assigned:
+        skip = assigned.start(2)
+    name = re.match(rf"{_NAME}", rest[skip:])
+    if not name:
+        raise QueryError("'%' must be followed by a compiler name, as in %gcc", position=at + skip)
+    end = skip + name.end()
+    versions = None
+    if rest[end : end + 1] == "@":
+        vskip = _spaces(rest, end + 1)
+        body = _longest(_VERSION_CHARS, rest, vskip)
+        _need(body, "@", at + vskip)
+        versions = _versions(body, at + vskip)
+        end = vskip + len(body)
+    compiler = Compiler(_unqualified(name.group()), versions, at)
+    state.current(at).compilers.append(compiler)
+    state.compiler_waiting = compiler if versions is None else None
+    state.count += 1
+    return i + end
 
 
 def _plain_word(state: _State, chunk: str, i: int, pos: int) -> int:

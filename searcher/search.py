@@ -82,7 +82,10 @@ class SearchRequest:
                 "per request"
             )
         q = _single(params, "q", "").strip()
-        parse(q)  # a query that cannot be parsed is a bad parameter like any other
+        # A query that cannot be parsed is a bad parameter like any other. Which words are
+        # packages is known at search time; every name taken for one here asks the least
+        # (no two anonymous specs merge), and search() reports what remains.
+        parse(q, lambda name: True)
         sort = _single(params, "sort", "relevance").strip() or "relevance"
         if sort not in SORTS:
             raise BadRequest(f"parameter 'sort' must be one of {', '.join(SORTS)}, got {sort!r}")
@@ -234,13 +237,21 @@ def _spec_docs(snapshot: Snapshot, spec: SpecClause, within: BitMap) -> BitMap:
 
 def _dependents(snapshot: Snapshot, dependency: SpecClause) -> BitMap:
     """Documents with a node satisfying the clause anywhere in their dependency DAG: the
-    documents that satisfy it, or records that are no documents (externals); a bare
-    virtual name (^mpi) is met by a DAG with an MPI provider among its dependencies."""
+    documents that satisfy it, or records that are no documents (externals).
+
+    A bare virtual name (^mpi) is met by a DAG in which something depends on a provider
+    of it; ^[virtuals=mpi] openmpi (^mpi=openmpi) by one in which something depends on
+    openmpi as its mpi: the edges naming the virtual say which.
+    """
     name = dependency.name or ""
-    matching = _spec_docs(snapshot, dependency, BitMap(snapshot.all_docs)) if name else BitMap()
-    nodes = [snapshot.numbers(matching)]
-    extra = [n for n, node in snapshot.extra_nodes(name) if _node_satisfies(node, dependency)]
-    nodes.append(np.array(extra, dtype=np.int64))
+    matching = _spec_docs(snapshot, dependency, BitMap(snapshot.all_docs))
+    if not name and not dependency.virtuals:  # ^* with options: any node
+        nodes = snapshot.numbers(matching)
+    else:
+        nodes = snapshot.numbers(matching) if name else np.zeros(0, np.int64)
+        extra = [n for n, node in snapshot.extra_nodes(name) if _node_satisfies(node, dependency)]
+        nodes = np.concatenate([nodes, np.array(extra, dtype=np.int64)])
+    found = BitMap()
     bare = not (
         dependency.versions
         or dependency.compilers
@@ -248,13 +259,23 @@ def _dependents(snapshot: Snapshot, dependency: SpecClause) -> BitMap:
         or dependency.arch
         or dependency.hashes
     )
-    found = BitMap()
-    if bare:
-        # Below a node that depends on a provider of it, or that node itself.
-        users = snapshot.virtual_users(name)
-        nodes.append(users)
-        found = snapshot.ranks_of_nodes(users)
-    return found | snapshot.dependents(np.concatenate(nodes))
+    if bare and not dependency.virtuals:
+        parents, _ = snapshot.virtual_edges(name)
+        found |= snapshot.ranks_of_nodes(parents) | snapshot.dependents(parents)
+    if dependency.virtuals:
+        # The edges naming every one of the virtuals (c,cxx=gcc: one edge gives both).
+        edges = None
+        for virtual in dependency.virtuals:
+            parents, children = snapshot.virtual_edges(virtual)
+            pairs = parents * (1 << 32) + children
+            edges = pairs if edges is None else np.intersect1d(edges, pairs)
+        assert edges is not None
+        parents, children = edges >> 32, edges & ((1 << 32) - 1)
+        if name:  # only the edges to a provider that satisfies the clause
+            parents = parents[np.isin(children, nodes)]
+        above = np.unique(parents)
+        return snapshot.ranks_of_nodes(above) | snapshot.dependents(above)
+    return found | snapshot.dependents(nodes)
 
 
 def _node_satisfies(node: Node, clause: SpecClause) -> bool:

@@ -217,9 +217,10 @@ class Snapshot:
         """The record of a graph node that is no document."""
         return self._graph.extra[node - self.doc_count]
 
-    def virtual_users(self, virtual: str) -> np.ndarray:
-        """Graph nodes with a direct dependency on a provider of a virtual (mpi, c...)."""
-        return self._graph.users_of_virtual(virtual)
+    def virtual_edges(self, virtual: str) -> tuple[np.ndarray, np.ndarray]:
+        """(parents, children): graph nodes depending on a provider of a virtual (mpi, c...),
+        and that provider, edge by edge."""
+        return self._graph.virtual_edges(virtual)
 
     def ranks_of_nodes(self, nodes: np.ndarray) -> BitMap:
         """The documents among these graph nodes, as ranks."""
