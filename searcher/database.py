@@ -12,7 +12,7 @@ databases, graph.py stores the dependencies.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -132,8 +132,23 @@ _record = msgspec.json.Decoder(_Record)
 _old_record = msgspec.json.Decoder(_OldRecord)
 
 
-def parse_database(data: bytes, where: str, label: str) -> Database:
-    """The records of one database's JSON text; bad records are reported and skipped."""
+class _Held(msgspec.Struct):
+    in_buildcache: bool = False
+
+
+_held = msgspec.json.Decoder(_Held)
+
+
+def parse_database(
+    data: bytes, where: str, label: str, known: dict[str, Record] | None = None
+) -> Database:
+    """The records of one database's JSON text; bad records are reported and skipped.
+
+    known: records already read from another mirror of the tag (the same hash is the same
+    spec): only whether this mirror holds them in its cache is read again. A stack's
+    mirror repeats the root's records; this halves a tag's parsing.
+    """
+    known = known or {}
     try:
         top = _top.decode(data)
     except (msgspec.DecodeError, RecursionError) as exc:
@@ -145,9 +160,18 @@ def parse_database(data: bytes, where: str, label: str) -> Database:
             f"unknown database version {show(version)} (searcher reads {', '.join(DB_VERSIONS)})",
         )
     db = Database(label)
+    names: set[str] = set()  # dependency names already checked
     for key, raw in top.database.installs.items():
+        seen = known.get(key)
+        if seen is not None:
+            try:
+                held = _held.decode(raw).in_buildcache
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+                held = seen.in_cache
+            db.records[key] = seen if seen.in_cache == held else replace(seen, in_cache=held)
+            continue
         try:
-            record = _parse_record(key, raw)
+            record = _parse_record(key, raw, names)
         except ValueError as exc:
             db.skipped += 1
             if len(db.problems) < MAX_PROBLEMS:
@@ -162,7 +186,7 @@ def parse_database(data: bytes, where: str, label: str) -> Database:
     return db
 
 
-def _parse_record(key: str, raw: msgspec.Raw) -> Record:
+def _parse_record(key: str, raw: msgspec.Raw, names: set[str]) -> Record:
     if not _HASH.fullmatch(key):
         raise ValueError("the key is not a Spack DAG hash")
     try:
@@ -181,7 +205,7 @@ def _parse_record(key: str, raw: msgspec.Raw) -> Record:
         raise ValueError(f"a value is longer than {MAX_VALUE_CHARS} characters")
     deps = node.dependencies
     entries = list(deps.values()) if isinstance(deps, dict) else deps
-    names = list(deps) if isinstance(deps, dict) else [d.name for d in deps]
+    dep_names = list(deps) if isinstance(deps, dict) else [d.name for d in deps]
     if len(entries) > MAX_LIST_ITEMS or len(node.parameters) > MAX_LIST_ITEMS:
         raise ValueError(f"more than {MAX_LIST_ITEMS} dependencies or parameters")
     return Record(
@@ -193,7 +217,9 @@ def _parse_record(key: str, raw: msgspec.Raw) -> Record:
         target=target,
         variants=variants_of(node.parameters),
         compiler=_recorded_compiler(node),
-        dependencies=tuple(_dependency(n, d) for n, d in zip(names, entries, strict=True)),
+        dependencies=tuple(
+            _dependency(n, d, names) for n, d in zip(dep_names, entries, strict=True)
+        ),
         in_cache=in_cache,
         external=node.external is not None,
     )
@@ -217,7 +243,20 @@ def _old_form(raw: msgspec.Raw, error: Exception) -> tuple[_Node, bool]:
     return node, old.in_buildcache
 
 
-def _dependency(name: str, dep: _Dep) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+# Dependency types and virtuals repeat across a database: one tuple each.
+_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _shared(items: list[str]) -> tuple[str, ...]:
+    key = tuple(items)
+    if len(_TUPLES) > 10_000:  # hostile input cannot grow it without bound
+        return key
+    return _TUPLES.setdefault(key, key)
+
+
+def _dependency(
+    name: str, dep: _Dep, names: set[str]
+) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
     hash_ = dep.hash or dep.build_hash or dep.full_hash
     if not hash_ or not _HASH.fullmatch(hash_):
         raise ValueError(f"dependency {show(name)} has no DAG hash")
@@ -226,9 +265,11 @@ def _dependency(name: str, dep: _Dep) -> tuple[str, str, tuple[str, ...], tuple[
     else:
         deptype = dep.deptype or []
         deptypes, virtuals = [deptype] if isinstance(deptype, str) else deptype, []
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"dependency name {show(name)} is not a package name")
-    return name, hash_, tuple(str(t) for t in deptypes), tuple(str(v) for v in virtuals)
+    if name not in names:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"dependency name {show(name)} is not a package name")
+        names.add(name)
+    return name, hash_, _shared(deptypes), _shared(virtuals)
 
 
 def variants_of(parameters: dict[str, Any]) -> tuple[str, ...]:

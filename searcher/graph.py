@@ -127,17 +127,22 @@ class ShardGraph:
     kinds: list[int] = field(default_factory=list)
     virtual_ids: list[int] = field(default_factory=list)
     virtuals: dict[str, int] = field(default_factory=lambda: {"": 0})
+    _kinds: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[int, int]] = field(
+        default_factory=dict, repr=False
+    )
 
     def add_edge(
-        self, parent: int, child: int, deptypes: Sequence[str], virtuals: Sequence[str]
+        self, parent: int, child: int, deptypes: tuple[str, ...], virtuals: tuple[str, ...]
     ) -> None:
         """A direct dependency of parent on child (local node numbers)."""
-        key = ",".join(virtuals)
-        vid = self.virtuals.setdefault(key, len(self.virtuals))
+        kind = self._kinds.get((deptypes, virtuals))
+        if kind is None:
+            vid = self.virtuals.setdefault(",".join(virtuals), len(self.virtuals))
+            kind = self._kinds[(deptypes, virtuals)] = (deptype_bits(deptypes), vid)
         self.parents.append(parent)
         self.children.append(child)
-        self.kinds.append(deptype_bits(deptypes))
-        self.virtual_ids.append(vid)
+        self.kinds.append(kind[0])
+        self.virtual_ids.append(kind[1])
 
     @property
     def nodes(self) -> int:

@@ -22,7 +22,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from searcher.database import MirrorError, assemble
+from searcher.database import MirrorError, Record, assemble
 from searcher.errors import IndexUnavailable, IndexWriteError
 from searcher.fetch import Fetcher, FetchError, is_url
 from searcher.index import (
@@ -554,10 +554,11 @@ def _build_mirror_shard(
     result = ShardResult(tag=tag, dir=dirname, fingerprint=fingerprint, mirrors=True)
     problems = _Problems(result, tag)
     databases = []
+    known: dict[str, Record] = {}
     for fields in mirrors:
         result.files += 1
         try:
-            db = read_database(Mirror(**fields), Path(cache) if cache else None)
+            db = read_database(Mirror(**fields), Path(cache) if cache else None, known)
         except MirrorError as exc:
             result.files_skipped += 1
             problems.add(str(exc))
@@ -566,6 +567,8 @@ def _build_mirror_shard(
         for line in db.problems:
             problems.add(line)
         databases.append(db)
+        for hash_, record in db.records.items():
+            known.setdefault(hash_, record)
     assembled = assemble(tag, databases)
     for line in assembled.problems:
         problems.add(line)

@@ -524,7 +524,9 @@ def _records_path(cache: Path, mirror: Mirror) -> Path:
     return cache / f"{mirror.checksum}-{mirror.compression}.records"
 
 
-def read_database(mirror: Mirror, cache: Path | None = None) -> Database:
+def read_database(
+    mirror: Mirror, cache: Path | None = None, known: dict[str, Record] | None = None
+) -> Database:
     """A resolved mirror's records: from the cache when its checksum's records are there,
     else read (checked against its checksum), parsed, and kept in the cache. MirrorError
     when the database as a whole is unusable."""
@@ -551,7 +553,7 @@ def read_database(mirror: Mirror, cache: Path | None = None) -> Database:
             raise MirrorError(mirror.where, _mismatch(mirror, actual))
     if mirror.compression == "gzip":
         data = _gunzip(mirror.where, data)
-    db = parse_database(data, printable(mirror.where), mirror.label)
+    db = parse_database(data, printable(mirror.where), mirror.label, known)
     if cache is not None and hashed:
         _keep(cache, mirror, db)
     return db
