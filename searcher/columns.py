@@ -96,15 +96,21 @@ class Column:
             held = self.values[ranks]
             held = held[held >= 0]
         else:
-            starts = self.offsets[ranks]
-            lengths = self.offsets[ranks + 1] - starts
-            # Every position of every document's run of values, without a Python loop.
-            ends = np.cumsum(lengths)
-            positions = np.repeat(starts - ends + lengths, lengths) + np.arange(
-                int(ends[-1]) if len(ends) else 0
-            )
+            positions, _ = rows(self.offsets, ranks)
             held = self.values[positions]
         return np.bincount(held, minlength=value_count)
+
+
+def rows(offsets: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every position of these rows of a compressed-sparse-rows table (offsets[i] to
+    offsets[i + 1]), without a Python loop; and the index in `which` owning each."""
+    which = np.asarray(which, dtype=np.int64)
+    starts = offsets[which]
+    lengths = offsets[which + 1] - starts
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if len(ends) else 0
+    positions = np.repeat(starts - ends + lengths, lengths) + np.arange(total)
+    return positions, np.repeat(np.arange(len(which)), lengths)
 
 
 def mapped(path: Path) -> np.ndarray:

@@ -95,6 +95,17 @@ class Fetcher:
                 raise FetchError(url, _reason(exc)) from None
             return bytes(data)
 
+    def exists(self, url: str) -> bool:
+        """Whether url answers 200 (its body is not read); False for 403 and 404 (what S3
+        and static servers say of a missing file); FetchError for anything else."""
+        try:
+            self._open(url).close()
+        except FetchError as exc:
+            if exc.status in (403, 404):
+                return False
+            raise
+        return True
+
     def download(self, url: str, directory: Path, limit: int) -> tuple[Path, str]:
         """Save the body at url in a new file of directory; (its path, its sha256 hex)."""
         directory.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from pyroaring import BitMap
 
-from searcher.columns import mapped
+from searcher.columns import mapped, rows
 
 DEPTYPES = ("build", "link", "run", "test")
 SHARD_ARRAYS = "graph.npz"
@@ -437,7 +437,7 @@ class DependencyGraph:
 
     def dependents(self, nodes: np.ndarray) -> BitMap:
         """Ranks of the documents that depend, anywhere in their DAG, on any of these nodes."""
-        positions, _ = _gather(self.arrays["used_ptr"], nodes)
+        positions, _ = rows(self.arrays["used_ptr"], nodes)
         return BitMap(self.arrays["used_by"][positions].astype(np.uint32))
 
     def virtual_edges(self, virtual: str) -> tuple[np.ndarray, np.ndarray]:
@@ -451,21 +451,9 @@ class DependencyGraph:
 
     def parents_among(self, candidates: np.ndarray, node: int) -> np.ndarray:
         """Those of the candidate nodes that depend directly on node."""
-        positions, owners = _gather(self.arrays["dep_ptr"], candidates)
+        positions, owners = rows(self.arrays["dep_ptr"], candidates)
         hits = self.arrays["dep_child"][positions] == node
         return np.unique(candidates[owners[hits]])
-
-
-def _gather(ptr: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every position of these nodes' rows of a CSR table, and which of nodes owns each."""
-    nodes = np.asarray(nodes, dtype=np.int64)
-    starts = ptr[nodes]
-    lengths = ptr[nodes + 1] - starts
-    total = int(lengths.sum()) if len(nodes) else 0
-    ends = np.cumsum(lengths)
-    positions = np.repeat(starts - ends + lengths, lengths) + np.arange(total)
-    owners = np.repeat(np.arange(len(nodes)), lengths)
-    return positions, owners
 
 
 def _split(virtuals: str) -> tuple[str, ...]:

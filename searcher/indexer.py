@@ -16,15 +16,17 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 from searcher.database import MirrorError, Record, assemble
+from searcher.documents import Spec
 from searcher.errors import IndexUnavailable, IndexWriteError
 from searcher.fetch import Fetcher, FetchError, is_url
+from searcher.graph import ShardGraph
 from searcher.index import (
     SHARDS_DIR,
     IndexDir,
@@ -374,9 +376,7 @@ def _plan_mirrors(
             mirrors = find_mirrors(Path(source), tag)
         else:
             mirrors = find_mirrors(Path(source), as_tree=True)
-    except MirrorError as exc:
-        raise SourceTreeError(str(exc)) from None
-    except FetchError as exc:
+    except (MirrorError, FetchError) as exc:
         raise SourceTreeError(str(exc)) from None
     remote = any(is_url(m.location) for m in mirrors)
     mirrors = resolve_all(mirrors, fetch.fetcher if remote else None)
@@ -512,8 +512,8 @@ def build_shard(
         return _build_mirror_shard(tag, mirrors, directory, dirname, fingerprint, cache)
     result = ShardResult(tag=tag, dir=dirname, fingerprint=fingerprint)
     problems = _Problems(result, tag)
-    writer = ShardWriter(Path(directory))
-    try:
+
+    def specs() -> Iterator[Spec]:
         seen: dict[str, str] = {}
         for page in iter_pages(PageFile(**p) for p in pages):
             result.files += 1
@@ -533,14 +533,25 @@ def build_shard(
                     )
                     continue
                 seen[spec.id] = page.path
-                writer.add(spec)
-        writer.finish()
+                yield spec
+
+    result.docs = _write_shard(Path(directory), specs())
+    problems.close()
+    return vars(result)
+
+
+def _write_shard(directory: Path, specs: Iterable[Spec], graph: ShardGraph | None = None) -> int:
+    """Write a shard of these specs (read as they are written); its document count. A
+    failure, or Ctrl-C, leaves no half-written shard committed."""
+    writer = ShardWriter(directory)
+    try:
+        for spec in specs:
+            writer.add(spec)
+        writer.finish(graph)
     except BaseException:
         writer.cancel()
         raise
-    problems.close()
-    result.docs = writer.count
-    return vars(result)
+    return writer.count
 
 
 def _build_mirror_shard(
@@ -572,16 +583,8 @@ def _build_mirror_shard(
     assembled = assemble(tag, databases)
     for line in assembled.problems:
         problems.add(line)
-    writer = ShardWriter(Path(directory))
-    try:
-        for spec in assembled.specs:
-            writer.add(spec)
-        writer.finish(assembled.graph)
-    except BaseException:
-        writer.cancel()
-        raise
+    result.docs = _write_shard(Path(directory), assembled.specs, assembled.graph)
     problems.close()
-    result.docs = writer.count
     return vars(result)
 
 

@@ -259,15 +259,13 @@ def _index_url(base: str, layout: str) -> str:
 
 
 def _remote_layout(base: str, fetcher: Fetcher) -> str | None:
+    """'v3' or 'v2' when base is a mirror (the first of its index files that answers)."""
     for layout, path in (("v3", V3_MANIFEST), ("v2", V2_HASH), ("v2", V2_INDEX)):
         try:
-            fetcher.get(base + path, 0 if path == V2_INDEX else MAX_MANIFEST_BYTES)
-            return layout
-        except FetchError as exc:
-            if exc.status is None and "larger than" in exc.reason:  # index.json is there
+            if fetcher.exists(base + path):
                 return layout
-            if exc.status not in (403, 404):
-                raise MirrorError(exc.url, exc.reason) from None
+        except FetchError as exc:
+            raise MirrorError(exc.url, exc.reason) from None
     return None
 
 
