@@ -294,8 +294,10 @@ def _reindex(
             report.seconds = time.perf_counter() - started
             return report
 
-        build_dir = index_dir.new_build_dir()
         try:
+            # Inside the try: a Ctrl-C landing just after the directory is made (before
+            # the try was entered) would leave it behind until the next run.
+            build_dir = index_dir.new_build_dir()
             (build_dir / SHARDS_DIR).mkdir()
             if kept:
                 current = index_dir.current_path()
