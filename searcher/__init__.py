@@ -2,7 +2,7 @@
 
 import os
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # searcher does no linear algebra, and numpy's OpenBLAS starts a thread when imported: one
 # BLAS thread per process, so `searcher serve` forks its workers from a process with one

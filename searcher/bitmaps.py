@@ -193,6 +193,11 @@ class BitmapStore:
         maps = [self.value_set(facet, v) for v in values]
         return BitMap.union(*maps) if maps else BitMap()
 
+    def all_of(self, facet: str, values: Iterable[str]) -> DocSet:
+        """Documents holding every one of the given values of a facet (an AND)."""
+        maps = sorted((self.value_set(facet, v) for v in values), key=len)
+        return BitMap.intersection(*maps) if maps else BitMap()
+
 
 def ids(bitmap: BitMap | FrozenBitMap) -> np.ndarray:
     """The ranks (or document numbers) of a bitmap, as an int64 array."""

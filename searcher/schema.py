@@ -23,6 +23,10 @@ class Facet:
     # Whether plain words find its values; a dependency's name does not (`^name` does):
     # `cuda` finds the cuda package and +cuda builds, not everything linked with it.
     text: bool = True
+    # How several selected values combine: "or" (the default: any of them, as one spec
+    # holds one OS) or "and" (every one: a spec holds many variants, and a user picking
+    # `+cuda` and `+mpi` means a build with both).
+    combine: str = "or"
 
     @property
     def column(self) -> str:
@@ -39,7 +43,7 @@ FACETS: tuple[Facet, ...] = (
     Facet("platform", "Platform"),
     Facet("target", "Target"),
     Facet("stack", "Stack", multi=True, field="stacks"),
-    Facet("variant", "Variant", multi=True, field="variants"),
+    Facet("variant", "Variant", multi=True, field="variants", combine="and"),
     Facet("dependency", "Dependency", multi=True, field="dependency_names", text=False),
 )
 FACET_NAMES: tuple[str, ...] = tuple(f.name for f in FACETS)

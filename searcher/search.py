@@ -1,9 +1,11 @@
 """Executing a search: query clauses + facet selections -> one SearchResult.
 
 Semantics, as in Elasticsearch's ``post_filter`` faceting: the query text narrows the set
-everything is counted over; facet selections filter the hits, values of one facet OR
-together, different facets AND; and the counts shown for a facet ignore that facet's own
-selection, so its other values stay clickable with honest counts.
+everything is counted over; facet selections filter the hits, different facets AND, and
+values of one facet OR together (a spec has one OS), except for the variant facet, whose
+values AND (a spec has many variants; `+cuda` and `+mpi` mean both). The counts shown for
+an OR facet ignore that facet's own selection, so its other values stay clickable with
+honest counts; an AND facet's counts are over the hits, what each value would narrow to.
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
     parsed = parse(request.q, snapshot.is_package)
     matched = _match_query(snapshot, parsed)
 
-    selections = {f: snapshot.any_of(f, values) for f, values in request.filters.items()}
+    selections = {f: snapshot.selected(f, values) for f, values in request.filters.items()}
     hits = matched
     for docs in selections.values():
         hits = hits & docs
@@ -166,7 +168,9 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
     for facet in FACET_NAMES:
         base = matched
         for other, docs in selections.items():
-            if other != facet:
+            # An OR facet's counts ignore its own selection (what each value would add);
+            # an AND facet's include it (what each value would narrow the hits to).
+            if other != facet or FACET_BY_NAME[facet].combine == "and":
                 base = base & docs
         selected = [snapshot.canonical(facet, v) for v in request.filters.get(facet, ())]
         facets[facet] = snapshot.top_counts(facet, base, request.facet_size, selected)

@@ -30,7 +30,7 @@ from searcher.facets import FacetCount, FacetCounter
 from searcher.graph import DependencyGraph, Node
 from searcher.hashes import HashIndex
 from searcher.index import SHARDS_DIR, IndexDir, ShardReader, read_meta
-from searcher.schema import FACETS, SCHEMA_VERSION
+from searcher.schema import FACET_BY_NAME, FACETS, SCHEMA_VERSION
 from searcher.terms import Matcher, TermIndex
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,16 @@ class Snapshot:
     def any_of(self, facet: str, values: Iterable[str]) -> DocSet:
         """Documents holding at least one of these values of a facet."""
         return self._store.any_of(facet, values)
+
+    def all_of(self, facet: str, values: Iterable[str]) -> DocSet:
+        """Documents holding every one of these values of a facet."""
+        return self._store.all_of(facet, values)
+
+    def selected(self, facet: str, values: Iterable[str]) -> DocSet:
+        """Documents a selection of values of a facet keeps (its `combine` rule)."""
+        if FACET_BY_NAME[facet].combine == "and":
+            return self.all_of(facet, values)
+        return self.any_of(facet, values)
 
     def matching(self, facet: str, clause: Matcher) -> FrozenBitMap:
         """Documents holding a value of a facet that clause.matches()."""

@@ -84,19 +84,31 @@ def hit(spec: dict) -> dict:
     }
 
 
+# The README's contract: selected variants AND (a spec holds every one); the values of
+# any other facet OR.
+AND_FACETS = {"variant"}
+
+
 def matches(spec: dict, filters: dict[str, list[str]], skip: str | None = None) -> bool:
-    """Same facet ORs, different facets AND; `skip` ignores one facet's selection."""
-    return all(
-        set(values(spec, facet)) & set(wanted) for facet, wanted in filters.items() if facet != skip
-    )
+    """Different facets AND; within one, values OR (variants AND); `skip` ignores one
+    facet's selection."""
+    for facet, wanted in filters.items():
+        if facet == skip:
+            continue
+        held = set(values(spec, facet))
+        if not (held >= set(wanted) if facet in AND_FACETS else held & set(wanted)):
+            return False
+    return True
 
 
 def facet_rows(specs: list[dict], filters: dict[str, list[str]], size: int = 20) -> dict:
-    """Expected "facets" of the API: counts ignore the facet's own selection."""
+    """Expected "facets" of the API: counts ignore the facet's own selection, except for
+    variants (which AND: their counts are over the hits)."""
     rows = {}
     for facet in FACETS:
+        skip = None if facet in AND_FACETS else facet
         counts = Counter(
-            v for s in specs if matches(s, filters, skip=facet) for v in values(s, facet)
+            v for s in specs if matches(s, filters, skip=skip) for v in values(s, facet)
         )
         top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
         chosen = filters.get(facet, [])

@@ -51,12 +51,13 @@ def test_match_all_returns_every_spec_with_all_facet_counts(client, corpus_specs
         {"os": ["ubuntu24.04"], "stack": ["e4s", "root"]},
         {"tag": ["develop", "v0.22.0"], "compiler": ["gcc@7.5.0"]},
         {"platform": ["darwin"], "variant": ["backend=torch"]},
+        {"variant": ["backend=jax", "build_system=python_pip"]},
         {"target": ["aarch64", "neoverse_v2"], "stack": ["ml-linux-aarch64-cuda"]},
         {"version": ["3.9.2"]},
     ],
     ids=lambda f: "&".join(f"{k}={','.join(v)}" for k, v in f.items()),
 )
-def test_filters_or_within_a_facet_and_across_facets(client, corpus_specs, filters):
+def test_filters_or_within_a_facet_and_across_facets_variants_and(client, corpus_specs, filters):
     params = [(facet, v) for facet, values in filters.items() for v in values]
     status, body = get_json(client, [*params, ("per_page", "100")])
     assert status == 200
@@ -227,3 +228,17 @@ def test_health_reports_the_served_generation(client, corpus_specs):
     assert body["tags"] == sorted({s["tag"] for s in corpus_specs})
     assert body["generation"].startswith("gen-")
     assert body["process"] == os.getpid()  # the test client answers in this process
+
+
+def test_selected_variants_and_together(client, corpus_specs):
+    """Two variants mean a build with both (issue 10), not either one."""
+    wanted = {"backend=jax", "build_system=python_pip"}
+    both = [s for s in corpus_specs if wanted <= set(s["variants"])]
+    either = [s for s in corpus_specs if wanted & set(s["variants"])]
+    assert 0 < len(both) < len(either)
+    status, body = get_json(client, [("variant", v) for v in sorted(wanted)])
+    assert status == 200
+    assert body["total"] == len(both)
+    rows = {row["value"]: row for row in body["facets"]["variant"]}
+    # An AND facet counts over the hits: each selected value holds all of them.
+    assert rows["backend=jax"] == {"value": "backend=jax", "count": len(both), "selected": True}
