@@ -21,6 +21,7 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from searcher.compress import Compressor
 from searcher.errors import SearcherError
 from searcher.server import MAX_REQUEST_LINE, SECURITY_HEADERS
 from searcher.snapshot import IndexHandle
@@ -65,6 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.static_folder = str(templates / "static")
     app.add_url_rule("/static/<path:filename>", "static", app.send_static_file)
     _register_assets(app, templates / "static")
+    app.extensions["searcher.compress"] = Compressor()
 
     from searcher import api, web
 
@@ -108,6 +110,9 @@ def _add_headers(response: Response) -> Response:
             response.cache_control.public = True
             response.cache_control.max_age = STATIC_MAX_AGE
             response.cache_control.immutable = True
+    current_app.extensions["searcher.compress"](
+        response, request.headers.get("Accept-Encoding"), static=request.endpoint == "static"
+    )
     return response
 
 

@@ -179,6 +179,10 @@ class BitmapStore:
         i = self._folded[facet].get(value.casefold())
         return self.values[facet][i] if i is not None else value
 
+    def index_of(self, facet: str) -> dict[str, int]:
+        """value -> its index among the facet's values (read only)."""
+        return self._index[facet]
+
     def has_value(self, facet: str, value: str) -> bool:
         """Whether some document holds this facet value (in any letter case)."""
         return value in self._index[facet] or value.casefold() in self._folded[facet]

@@ -101,6 +101,33 @@ class FacetCounter:
         found.sort(key=lambda vc: (-vc[1], vc[0]))
         return found[:size]
 
+    def in_sort_order(self, facet: str, values: Sequence[str]) -> list[str]:
+        """These values of a sortable facet (version, tag) in its sort order; unknown last."""
+        position, index = self._sort_position[facet], self._store.index_of(facet)
+        last = len(position) - 1
+        return sorted(values, key=lambda v: int(position[index.get(v, last)]))
+
+    def packages_holding(
+        self, facet: str, docs: BitMap | FrozenBitMap, values: Sequence[str], limit: int
+    ) -> dict[str, list[str]]:
+        """For each of these values of a single-valued facet, the packages of docs holding
+        it (most documents first, at most `limit`): one pass over the two columns."""
+        index = self._store.index_of(facet)
+        wanted = np.array([index[v] for v in values if v in index], dtype=np.int64)
+        if not len(wanted) or not docs:
+            return {}
+        ranks = ids(docs)
+        held = self._columns[facet].of(ranks).astype(np.int64)
+        keep = np.isin(held, wanted)
+        packages = self._columns["package"].of(ranks[keep]).astype(np.int64)
+        names = self._store.values["package"]
+        pairs, counts = np.unique(held[keep] * len(names) + packages, return_counts=True)
+        found: dict[str, list[tuple[int, str]]] = {}
+        for pair, count in zip(pairs.tolist(), counts.tolist(), strict=True):
+            value = self._store.values[facet][pair // len(names)]
+            found.setdefault(value, []).append((-count, names[pair % len(names)]))
+        return {v: [name for _, name in sorted(rows)[:limit]] for v, rows in found.items()}
+
     def page_sorted(self, docs: BitMap, facet: str, start: int, stop: int) -> list[int]:
         """Positions start:stop of docs ordered by a facet's sort order, then display order."""
         if start >= len(docs):

@@ -135,6 +135,12 @@ class SearchResult:
     took_ms: float
     suggestions: list[Suggestion] = field(default_factory=list)
     highlight: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # facet -> the documents its counts are over (not part of the JSON answer).
+    bases: dict[str, BitMap] = field(default_factory=dict, repr=False)
+
+    def matched_for(self, facet: str) -> BitMap:
+        """The documents a facet's counts were taken over."""
+        return self.bases[facet]
 
     @property
     def pages(self) -> int:
@@ -164,7 +170,7 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
     for docs in selections.values():
         hits = hits & docs
 
-    facets = {}
+    facets, bases = {}, {}
     for facet in FACET_NAMES:
         base = matched
         for other, docs in selections.items():
@@ -174,6 +180,7 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
                 base = base & docs
         selected = [snapshot.canonical(facet, v) for v in request.filters.get(facet, ())]
         facets[facet] = snapshot.top_counts(facet, base, request.facet_size, selected)
+        bases[facet] = base
 
     start = (request.page - 1) * request.per_page
     stop = start + request.per_page
@@ -191,6 +198,7 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
         took_ms=(time.perf_counter() - started) * 1000,
         suggestions=[] if hits else _suggestions(snapshot, parsed),
         highlight=_highlight_terms(parsed),
+        bases=bases,
     )
 
 
@@ -341,9 +349,11 @@ def _highlight_terms(parsed: ParsedQuery) -> dict[str, tuple[str, ...]]:
     for spec in parsed.specs:
         if spec.name:
             marks["package"].append(spec.name)
-        marks["variants"] += [
-            ("+" if v.enabled else "~") + v.name if not v.values else v.name for v in spec.variants
-        ]
+        for v in spec.variants:
+            if v.values:  # the whole `name=value` (`backend=jax`), not just its name
+                marks["variants"] += [f"{v.name}={value}" for value in v.values]
+            else:
+                marks["variants"].append(("+" if v.enabled else "~") + v.name)
         marks["compiler"] += [c.name for c in spec.compilers]
         for arch in spec.arch:
             marks.setdefault(arch.facet, []).append(arch.value)

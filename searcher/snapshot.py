@@ -164,6 +164,16 @@ class Snapshot:
         """The `size` values of a facet held by most of docs, then the selected ones."""
         return self._counter.top_counts(facet, docs, size, selected)
 
+    def in_sort_order(self, facet: str, values: Sequence[str]) -> list[str]:
+        """Values of version or tag in that facet's order (versions newest first)."""
+        return self._counter.in_sort_order(facet, values)
+
+    def packages_holding(
+        self, facet: str, docs: BitMap, values: Sequence[str], limit: int = 3
+    ) -> dict[str, list[str]]:
+        """value -> the packages of docs that hold it (most first, at most `limit`)."""
+        return self._counter.packages_holding(facet, docs, values, limit)
+
     def page_sorted(self, docs: BitMap, facet: str, start: int, stop: int) -> list[int]:
         """Ranks start:stop of docs in a facet's sort order (version, tag)."""
         return self._counter.page_sorted(docs, facet, start, stop)
@@ -251,12 +261,13 @@ class Snapshot:
         return self._graph.children(node)
 
     def rank_for_id(self, doc_id: str) -> int | None:
-        """The rank of ``<tag>/<hash>``, or None."""
-        i = self._shard_of_tag.get(doc_id.partition("/")[0])
-        if i is None:
-            return None
-        number = self._shards[i].number_of(doc_id)
-        return None if number is None else int(self._store.rank_of[self._offsets[i] + number])
+        """The rank of ``<tag>/<hash>``, or None: the hash's documents (one per tag that
+        lists it, from the sorted hash array), then the one of that tag."""
+        tag, _, hash_ = doc_id.partition("/")
+        for rank in self._hashes.exactly(hash_):
+            if self._value_of("tag", rank) == tag:
+                return rank
+        return None
 
     def ranks_for_hash(self, hash_: str) -> list[int]:
         """Every document (one per tag) listing this exact hash."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
 from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
 
+from searcher.documents import Spec
 from searcher.errors import BadRequest, QueryError
 from searcher.schema import FACET_NAMES, FACETS
 from searcher.search import (
@@ -23,6 +25,11 @@ from searcher.search import (
 from searcher.views import request_params, snapshot
 
 bp = Blueprint("web", __name__)
+# A facet's value search: `find_variant=cuda` lists the variant values holding "cuda".
+FIND_PREFIX = "find_"
+MAX_FIND_LENGTH = 200
+# Facets that offer their value search without "more…" first (their lists run long).
+LONG_FACETS = ("package", "version", "variant", "dependency")
 
 
 @bp.app_template_filter("highlight")
@@ -68,30 +75,149 @@ def search_page() -> ResponseReturnValue:
     """The search box, facet sidebar, chips, results and paging."""
     params = request_params()
     expand = list(dict.fromkeys(f for f in params.pop("expand", []) if f))
-    for name in expand:
+    finds = _pop_finds(params)
+    for name in [*expand, *finds]:
         if name not in FACET_NAMES:
-            raise BadRequest(f"cannot expand '{name}': facets are {', '.join(FACET_NAMES)}")
+            raise BadRequest(f"no facet '{name}': facets are {', '.join(FACET_NAMES)}")
+    # A value search lists every value of its facet that holds the text.
+    expand = list(dict.fromkeys([*expand, *finds]))
     shown = current_app.config["FACET_VALUES_SHOWN"]
     # One more than shown tells the template whether a "more" link is needed.
     params["facet_size"] = [str(MAX_FACET_SIZE if expand else shown + 1)]
     try:
         request = SearchRequest.from_params(params)
     except QueryError as exc:
-        # Keep the user's text in the box and point at the offending character.
+        # Keep the user's text in the box, point at the offending character, and keep
+        # every filter and the sort in the form, so correcting the query loses nothing.
         q = params.get("q", [""])[0]
-        return render_template("search.html", error=exc, q=q, result=None, links=None), 400
+        state = [
+            (name, value)
+            for name in (*FACET_NAMES, "sort", "per_page")
+            for value in params.get(name, ())
+            if value.strip()
+        ]
+        return render_template(
+            "search.html", error=exc, q=q, result=None, links=None, form_state=state
+        ), 400
     result = search(snapshot(), request)
-    links = PageLinks(result, expand)
+    links = PageLinks(result, expand, finds)
     return render_template(
         "search.html",
         error=None,
         q=request.q,
         result=result,
         links=links,
+        form_state=links.form_state(),
         facets=FACETS,
+        facet_rows=_facet_rows(result, expand, finds, shown),
+        groups=group_hits(result.hits),
         shown=shown,
+        long_facets=LONG_FACETS,
         sorts=SORTS,
+        # Only the empty front page takes the focus: elsewhere a keyboard or screen-reader
+        # user lands at the top of the page, not inside the box.
+        autofocus=not request.q and set(request.filters) <= {"tag"} and request.page == 1,
     )
+
+
+def _pop_finds(params: dict[str, list[str]]) -> dict[str, str]:
+    """`find_<facet>=text` parameters (a facet's value search), removed from params."""
+    finds = {}
+    for name in [n for n in params if n.startswith(FIND_PREFIX)]:
+        values = params.pop(name)
+        text = values[-1].strip() if values else ""
+        if len(text) > MAX_FIND_LENGTH:
+            raise BadRequest(f"'{name}' is too long (at most {MAX_FIND_LENGTH} characters)")
+        if text:
+            finds[name[len(FIND_PREFIX) :]] = text
+    return finds
+
+
+@dataclass
+class FacetRow:
+    """One value of a facet as the page lists it."""
+
+    value: str
+    count: int
+    selected: bool
+    packages: list[str] = field(default_factory=list)  # versions: the packages holding it
+
+
+def _facet_rows(
+    result: SearchResult, expand: list[str], finds: dict[str, str], shown: int
+) -> dict[str, list[FacetRow]]:
+    """Each facet's rows: filtered by its value search, versions and tags in their order
+    (versions newest first, with their packages when the hits hold several)."""
+    rows: dict[str, list[FacetRow]] = {}
+    snap = snapshot()
+    for facet in FACET_NAMES:
+        counted = result.facets[facet]
+        find = finds.get(facet, "").casefold()
+        if find:
+            counted = [c for c in counted if find in c.value.casefold()]
+        if facet not in expand:
+            # Top values by count, plus the selected ones; one more than shown tells the
+            # template to offer "more".
+            counted = counted[: shown + 1] + [c for c in counted[shown + 1 :] if c.selected]
+        if facet in ("version", "tag"):
+            order = {
+                v: i for i, v in enumerate(snap.in_sort_order(facet, [c.value for c in counted]))
+            }
+            head = sorted(counted[:shown], key=lambda c: order[c.value])
+            counted = (
+                head + counted[shown:]
+                if facet not in expand
+                else sorted(counted, key=lambda c: order[c.value])
+            )
+        packages: dict[str, list[str]] = {}
+        if facet == "version" and len(result.facets["package"]) > 1 and counted:
+            packages = snap.packages_holding(
+                "version", result.matched_for("version"), [c.value for c in counted]
+            )
+        rows[facet] = [
+            FacetRow(c.value, c.count, c.selected, packages.get(c.value, [])) for c in counted
+        ]
+    return rows
+
+
+# The columns of a row of hits that can tell two builds of one package@version apart.
+GROUP_COLUMNS = ("tag", "os", "target", "platform", "compiler", "variants", "stacks")
+
+
+@dataclass
+class HitGroup:
+    """Consecutive hits of one package@version, and what tells them apart."""
+
+    specs: list[Spec]
+    differs: tuple[str, ...]  # columns whose value is not the same in every build
+    common_variants: frozenset[str]  # variants every build of the group has
+
+    @property
+    def label(self) -> str:
+        """package@version."""
+        return f"{self.specs[0].package}@{self.specs[0].version}"
+
+
+def group_hits(hits: list[Spec]) -> list[HitGroup]:
+    """Runs of hits with the same package@version, each with the columns that differ."""
+    groups: list[HitGroup] = []
+    for spec in hits:
+        last = groups[-1].specs if groups else None
+        if last and (last[0].package, last[0].version) == (spec.package, spec.version):
+            last.append(spec)
+        else:
+            groups.append(HitGroup([spec], (), frozenset()))
+    for group in groups:
+        if len(group.specs) > 1:
+            group.differs = tuple(
+                column
+                for column in GROUP_COLUMNS
+                if len({getattr(s, column) for s in group.specs}) > 1
+            )
+            group.common_variants = frozenset.intersection(
+                *(frozenset(s.variants) for s in group.specs)
+            )
+    return groups
 
 
 @bp.get("/spec/<tag>/<hash_>")
@@ -108,9 +234,10 @@ class PageLinks:
     links cost time in proportion to their length, not to re-encoding every selection.
     """
 
-    def __init__(self, result: SearchResult, expand: list[str]):
+    def __init__(self, result: SearchResult, expand: list[str], finds: dict[str, str]):
         self.request = result.request
         self.expand = expand
+        self.finds = finds
         self.result = result
         self._base = url_for("web.search_page")
         self._encoded = {
@@ -143,8 +270,26 @@ class PageLinks:
         parts.extend(_pair("expand", f) for f in (self.expand if expand is None else expand))
         return self._base + ("?" + "&".join(parts) if parts else "")
 
+    def form_state(self, without: str = "") -> list[tuple[str, str]]:
+        """(name, value) of every selection but the query text and the page: the hidden
+        inputs of a form that keeps them (the search box; a facet's value search, which
+        passes its own facet as `without`)."""
+        state = [(f, v) for f in FACET_NAMES for v in self.request.filters.get(f, ())]
+        if self.request.sort != "relevance":
+            state.append(("sort", self.request.sort))
+        if self.request.per_page != DEFAULT_PER_PAGE:
+            state.append(("per_page", str(self.request.per_page)))
+        state += [("expand", f) for f in self.expand if f != without]
+        return state
+
+    def choose(self, facet: str, value: str | None) -> str:
+        """Select only this value of a facet (None: none of them), as the tag selector does."""
+        filters = dict(self.request.filters)
+        filters[facet] = () if value is None else (value,)
+        return self._url(filters)
+
     def toggle(self, facet: str, value: str) -> str:
-        """Select a facet value (ORed with others of its facet), or unselect it."""
+        """Select a facet value (with the others of its facet), or unselect it."""
         filters = dict(self.request.filters)
         values = filters.get(facet, ())
         filters[facet] = (
@@ -169,12 +314,14 @@ class PageLinks:
         return self._url(dict(self.request.filters), page=number)
 
     def expand_facet(self, facet: str) -> str:
-        """List every value of a facet, not just the top ones."""
-        return self._url(dict(self.request.filters), expand=[*self.expand, facet])
+        """List every value of a facet, not just the top ones (the page stays at it)."""
+        url = self._url(dict(self.request.filters), expand=[*self.expand, facet])
+        return f"{url}#facet-{facet}"
 
     def collapse_facet(self, facet: str) -> str:
         """Back to the top values of a facet."""
-        return self._url(dict(self.request.filters), expand=[f for f in self.expand if f != facet])
+        url = self._url(dict(self.request.filters), expand=[f for f in self.expand if f != facet])
+        return f"{url}#facet-{facet}"
 
     def page_numbers(self) -> list[int | None]:
         """Page numbers to offer: first, last, and a window around the current (None: gap)."""

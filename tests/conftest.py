@@ -23,6 +23,9 @@ from searcher.app import create_app
 from searcher.cli import main
 from tests import reference
 
+# The browser fixtures (browser, new_page, page) live in tests/browser.py.
+pytest_plugins = ["tests.browser"]
+
 ROOT = Path(__file__).resolve().parent.parent
 # Real listing pages committed with the tests (tests/data/corpus/README.md says whence).
 CORPUS = Path(os.environ.get("SEARCHER_CORPUS", ROOT / "tests" / "data" / "corpus"))

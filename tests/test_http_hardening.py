@@ -90,6 +90,7 @@ def test_pages_hold_no_inline_code_and_their_assets_are_cached_for_good(client, 
     assert parsed.found == []
     assert sorted(re.sub(r"\?v=[0-9a-f]{12}$", "", a) for a in parsed.assets) == [
         "/static/favicon.svg",
+        "/static/page.js",
         "/static/style.css",
         "/static/suggest.js",
     ]

@@ -50,11 +50,17 @@
     }, 60);
   });
   input.addEventListener("keydown", function (event) {
+    // Escape closes the list, and never erases what was typed (a search input's default).
+    if (event.key === "Escape") event.preventDefault();
     if (list.hidden) return;
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       event.preventDefault();
-      const step = event.key === "ArrowDown" ? 1 : -1;
-      active = (active + step + items.length) % items.length;
+      if (active < 0) {
+        active = event.key === "ArrowDown" ? 0 : items.length - 1;
+      } else {
+        const step = event.key === "ArrowDown" ? 1 : -1;
+        active = (active + step + items.length) % items.length;
+      }
       render();
     } else if (event.key === "Enter" && active >= 0) {
       event.preventDefault();
