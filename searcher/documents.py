@@ -54,6 +54,17 @@ class Dependency:
 # Dependency types whose dependencies a spec needs where it is installed (the others,
 # build and test, are needed only to build it).
 RUNTIME_DEPTYPES = frozenset(("link", "run"))
+# deptypes tuple -> whether it holds a runtime type: few distinct tuples, read per edge.
+_RUNTIME: dict[tuple[str, ...], bool] = {}
+
+
+def _at_runtime(deptypes: tuple[str, ...]) -> bool:
+    found = _RUNTIME.get(deptypes)
+    if found is None:
+        found = not RUNTIME_DEPTYPES.isdisjoint(deptypes)
+        if len(_RUNTIME) < 1000:  # hostile input cannot grow it without bound
+            _RUNTIME[deptypes] = found
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +95,7 @@ class Spec:
     @property
     def dependency_names(self) -> tuple[str, ...]:
         """Names of the direct link and run dependencies (the dependency facet)."""
-        return tuple(d.name for d in self.dependencies if RUNTIME_DEPTYPES & set(d.deptypes))
+        return tuple(d.name for d in self.dependencies if _at_runtime(d.deptypes))
 
     def facet_values(self) -> dict[str, list[str]]:
         """The value(s) this spec holds for every facet (see schema.FACETS); compilers

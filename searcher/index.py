@@ -245,7 +245,7 @@ class ShardWriter:
 
     def add(self, spec: Spec) -> None:
         """Add one spec as one document."""
-        self._writer.add_document(id=spec.id, doc=spec.to_row())
+        self._writer.add_document(doc=spec.to_row())
         self.postings.add(self.count, spec.facet_values())
         self._hashes.append(spec.hash)
         if self.count % 10_000 == 0:
@@ -326,7 +326,7 @@ def link_shard(source: Path, target: Path) -> None:
 
 
 class ShardReader:
-    """One shard opened for reading: its stored specs and id look-ups (Whoosh)."""
+    """One shard opened for reading: its stored specs (Whoosh)."""
 
     def __init__(self, directory: Path):
         # Without mmap: Whoosh turns a mapped segment into resident memory (20 shards of the
@@ -336,12 +336,6 @@ class ShardReader:
         self._searcher = self._ix.searcher()
         # Whoosh's readers share file objects: one look-up at a time per shard.
         self._lock = threading.Lock()
-
-    def number_of(self, doc_id: str) -> int | None:
-        """The shard's document number of ``<tag>/<hash>``, or None."""
-        with self._lock:
-            number: int | None = self._searcher.document_number(id=doc_id)
-            return number
 
     def specs(self, numbers: Iterable[int]) -> list[Spec]:
         """The stored specs of these document numbers, in order."""

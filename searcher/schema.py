@@ -9,7 +9,9 @@ from whoosh import fields
 # 3: hashes in hashes.npy, not Whoosh; no package-name terms in Whoosh (unused).
 # 4: rank_of.npy beside order.npy.
 # 5: the dependency facet and graph (dep_*.npy, used_*.npy, graph.json).
-SCHEMA_VERSION = 5
+# 6: no `id` field in Whoosh (its one posting list per document was a third of a
+#    mirror shard's build time); `<tag>/<hash>` is found through hashes.npy.
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,14 @@ FACET_BY_NAME: dict[str, Facet] = {f.name: f for f in FACETS}
 def make_schema() -> fields.Schema:
     """The schema of one shard of the index.
 
-    Whoosh holds each spec as a stored row (what a page of hits shows) and its unique id
-    (`<tag>/<hash>`: the spec page's look-up). Everything a query matches lives beside it:
-    facet values and the free-text terms derived from them as bitmaps (bitmaps.py,
-    terms.py), hashes in one sorted array (hashes.py). Indexing facets in Whoosh too cost
-    2.7x in build time (4.2k vs 11.3k docs/s, 30k specs) and answering them from Whoosh
-    postings costs a Python loop per matching document; a hash prefix looked up in
+    Whoosh holds each spec as a stored row: what a page of hits shows, by document number.
+    Everything a query matches lives beside it: facet values and the free-text terms
+    derived from them as bitmaps (bitmaps.py, terms.py), hashes in one sorted array
+    (hashes.py), which also finds a spec by `<tag>/<hash>`. Indexing facets in Whoosh too
+    cost 2.7x in build time (4.2k vs 11.3k docs/s, 30k specs) and answering them from
+    Whoosh postings costs a Python loop per matching document; a hash prefix looked up in
     Whoosh's terms took 16.7 ms at a million specs (one lexicon per tag), against two
-    binary searches in the array.
+    binary searches in the array. A unique `id` field cost a third of a mirror shard's
+    build (a posting list, compressed on its own, per document) and is gone since 6.
     """
-    return fields.Schema(id=fields.ID(unique=True), doc=fields.STORED())
+    return fields.Schema(doc=fields.STORED())
