@@ -20,7 +20,7 @@ import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
 from searcher.documents import RUNTIME_DEPTYPES, Dependency, Spec, normalize_compiler
-from searcher.errors import BadRequest, NotFound
+from searcher.errors import BadRequest, NotFound, QueryError
 from searcher.facets import SORT_FACETS, FacetCount
 from searcher.graph import Node
 from searcher.query import FacetValue, HashPrefix, ParsedQuery, SpecClause, Word, parse
@@ -556,3 +556,94 @@ def _tree(snapshot: Snapshot, root: int) -> list[TreeRow]:
 
     walk(root, 0)
     return rows
+
+
+# -- zero results: which part emptied the search ---------------------------------------------
+
+# Hints for what people type for Spack syntax: a comparison before a version.
+_COMPARISON = re.compile(
+    r"^(?P<name>[A-Za-z0-9][\w.+-]*?)?(?P<op>>=|<=|>|<|==)(?P<version>[\w.]+)$"
+)
+MAX_RELAXATIONS = 12
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """One change to a search that found nothing, and how many specs it would find."""
+
+    kind: str  # "filter": drop a facet value; "text": drop a word; "hint": Spack syntax
+    label: str  # what is dropped, or the corrected text
+    q: str
+    filters: Mapping[str, tuple[str, ...]]
+    count: int
+
+
+def count(snapshot: Snapshot, request: SearchRequest) -> int:
+    """How many specs a request finds (no facets, no page)."""
+    hits = _match_query(snapshot, parse(request.q, snapshot.is_package))
+    for facet, values in request.filters.items():
+        if not hits:
+            break
+        hits = hits & snapshot.selected(facet, values)
+    return len(hits)
+
+
+def relaxations(snapshot: Snapshot, request: SearchRequest) -> list[Relaxation]:
+    """For a search that found nothing: the count of each search with one part removed
+    (a facet value, a word of the query) and of Spack-syntax corrections (`>=1.2` is
+    `@1.2:`; `+jax` is `backend=jax` when jax is the value of a valued variant)."""
+    found: list[Relaxation | None] = []
+    words = request.q.split()
+    for text in _hints(snapshot, words):
+        found.append(_relaxed(snapshot, request, "hint", text, text, request.filters))
+    for facet, values in request.filters.items():
+        for value in values:
+            kept = {**request.filters, facet: tuple(v for v in values if v != value)}
+            kept = {f: v for f, v in kept.items() if v}
+            found.append(_relaxed(snapshot, request, "filter", f"{facet}: {value}", None, kept))
+    if len(words) > 1:
+        for i, word in enumerate(words[:MAX_RELAXATIONS]):
+            q = " ".join(words[:i] + words[i + 1 :])
+            found.append(_relaxed(snapshot, request, "text", word, q, request.filters))
+    return [r for r in found if r is not None][: MAX_RELAXATIONS * 2]
+
+
+def _relaxed(
+    snapshot: Snapshot,
+    request: SearchRequest,
+    kind: str,
+    label: str,
+    q: str | None,
+    filters: Mapping[str, tuple[str, ...]],
+) -> Relaxation | None:
+    q = request.q if q is None else q
+    try:
+        parse(q, lambda name: True)
+    except QueryError:
+        return None
+    changed = SearchRequest(q=q, filters=filters, sort=request.sort, per_page=request.per_page)
+    return Relaxation(kind, label, q, filters, count(snapshot, changed))
+
+
+def _hints(snapshot: Snapshot, words: list[str]) -> list[str]:
+    """Whole corrected queries, one per slip found."""
+    hints = []
+    valued = None
+    for i, word in enumerate(words):
+        better = None
+        match = _COMPARISON.match(word)
+        if match and match["op"] != "==":
+            version, op = match["version"], match["op"]
+            spack = f"@{version}:" if op.startswith(">") else f"@:{version}"
+            better = (match["name"] or "") + spack
+        elif word[:1] in "+~" and len(word) > 1:
+            if valued is None:
+                valued = snapshot.variant_values()
+            name = word[1:]
+            if not any(v in (f"+{name}", f"~{name}") for v in valued):
+                keys = sorted({v.partition("=")[0] for v in valued if v.endswith(f"={name}")})
+                if keys:
+                    better = f"{keys[0]}={name}"
+        if better:
+            hints.append(" ".join([*words[:i], better, *words[i + 1 :]]))
+    return hints[:3]

@@ -144,6 +144,10 @@ class Snapshot:
         """Whether the index holds this package (in any letter case)."""
         return self._store.has_value("package", name)
 
+    def variant_values(self) -> list[str]:
+        """Every variant value the generation holds (`+cuda`, `backend=jax`, ...)."""
+        return self._store.values["variant"]
+
     def canonical(self, facet: str, value: str) -> str:
         """The index's spelling of a facet value (the value itself when unknown)."""
         return self._store.canonical(facet, value)

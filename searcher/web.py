@@ -17,8 +17,10 @@ from searcher.search import (
     DEFAULT_PER_PAGE,
     MAX_FACET_SIZE,
     SORTS,
+    Relaxation,
     SearchRequest,
     SearchResult,
+    relaxations,
     search,
     spec_details,
 )
@@ -101,6 +103,9 @@ def search_page() -> ResponseReturnValue:
         ), 400
     result = search(snapshot(), request)
     links = PageLinks(result, expand, finds)
+    # Nothing found: what each single change would find (hints first, then by count).
+    relaxed = relaxations(snapshot(), request) if not result.total else []
+    relaxed.sort(key=lambda r: (r.kind != "hint", -r.count))
     return render_template(
         "search.html",
         error=None,
@@ -114,6 +119,7 @@ def search_page() -> ResponseReturnValue:
         shown=shown,
         long_facets=LONG_FACETS,
         sorts=SORTS,
+        relaxed=relaxed,
         # Only the empty front page takes the focus: elsewhere a keyboard or screen-reader
         # user lands at the top of the page, not inside the box.
         autofocus=not request.q and set(request.filters) <= {"tag"} and request.page == 1,
@@ -296,6 +302,10 @@ class PageLinks:
             tuple(v for v in values if v != value) if value in values else (*values, value)
         )
         return self._url(filters)
+
+    def relaxed(self, relaxation: Relaxation) -> str:
+        """The search with one part removed or corrected (zero-result help)."""
+        return self._url(dict(relaxation.filters), q=relaxation.q, expand=[])
 
     def with_query(self, q: str) -> str:
         """The same filters with other query text (did-you-mean)."""

@@ -46,6 +46,7 @@ def views(specs) -> dict[str, str]:
         "results": "/search?" + urlencode({"q": "py-jax", "tag": "develop", "os": "ubuntu22.04"}),
         "spec": f"/spec/{spec['tag']}/{spec['hash']}",
         "error": "/search?" + urlencode({"q": "py-jax @@1", "tag": "develop"}),
+        "empty": "/search?" + urlencode({"q": "py-jax >=0.4.31", "tag": "develop"}),
     }
 
 
@@ -341,3 +342,17 @@ def test_skip_link_focus_and_named_chip_buttons(new_page, server):
     assert tab.evaluate("document.activeElement.dataset.value") == "develop"
     outline = tab.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
+
+
+def test_zero_results_lead_somewhere(new_page, server, specs):
+    tab = new_page(width=390)
+    tab.goto(server.url + "/search?" + urlencode({"q": "py-jax >=0.4.31", "tag": "develop"}))
+    tab.locator("#syntax-hints a").first.click()
+    tab.wait_for_url(re.compile(r"q=py-jax\+%400\.4\.31%3A"))
+    assert total(tab) == sum(
+        1
+        for s in specs
+        if s["package"] == "py-jax"
+        and s["tag"] == "develop"
+        and reference.in_spack_range(s["versions"][0], "0.4.31", None)
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html as html_lib
+import re
 import shutil
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -244,3 +246,40 @@ def test_missing_index_is_a_503_with_what_to_do(tmp_path, path):
     response = app.test_client().get(path)
     assert response.status_code == 503
     assert "build one with `searcher reindex --source DIR`" in response.get_data(as_text=True)
+
+
+def no_results_links(client, params: dict) -> dict[str, str]:
+    """The zero-result help of a page: link text -> the text after it (its count)."""
+    html = client.get("/search?" + urlencode(params)).get_data(as_text=True)
+    help_ = html[html.index('id="no-results"') : html.index("</div>", html.index("no-results"))]
+    found = {}
+    for text, after in re.findall(r"<a [^>]*>(.*?)</a>\s*(?:\(|→)\s*([\d,]+)", help_):
+        found[html_lib.unescape(re.sub(r"<[^>]+>", "", text))] = int(after.replace(",", ""))
+    return found
+
+
+def test_zero_results_say_what_each_removal_would_find(client, corpus_specs):
+    jax = [s for s in corpus_specs if s["package"] == "py-jax" and s["tag"] == "develop"]
+    newer = [s for s in jax if reference.in_spack_range(s["versions"][0], "0.4.31", None)]
+    assert 0 < len(newer) < len(jax)
+    found = no_results_links(client, {"q": "py-jax >=0.4.31", "tag": "develop"})
+    # The comparison in Spack's syntax, and the search without the word that emptied it.
+    assert found["py-jax @0.4.31:"] == len(newer)
+    assert found["without “>=0.4.31”"] == len(jax)
+
+    abyss = [s for s in corpus_specs if s["package"] == "abyss"]
+    on_sequoia = [s for s in abyss if s["os"] == "sequoia"]
+    found = no_results_links(client, {"q": "abyss", "os": "sequoia", "tag": "develop"})
+    assert found["without os: sequoia"] == sum(1 for s in abyss if s["tag"] == "develop")
+    if on_sequoia:
+        assert found["without tag: develop"] == len(on_sequoia)
+    else:  # a removal that finds nothing either is not offered
+        assert "without tag: develop" not in found
+
+
+def test_zero_results_hint_a_valued_variant_for_a_boolean_spelling(client, corpus_specs):
+    keras = [s for s in corpus_specs if s["package"] == "py-keras"]
+    assert not any("+jax" in s["variants"] for s in corpus_specs)
+    found = no_results_links(client, {"q": "py-keras +jax"})
+    assert found["py-keras backend=jax"] == sum(1 for s in keras if "backend=jax" in s["variants"])
+    assert found["without “+jax”"] == len(keras)
