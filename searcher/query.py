@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from searcher.errors import QueryError
 from searcher.schema import FACET_NAMES
@@ -151,6 +152,18 @@ class SpecClause:
 
 
 @dataclass(frozen=True)
+class Part:
+    """Where one constraint of the query was written: text[start:end] (the page shows it
+    as a chip, and removes it by cutting that span). kind: package, version, compiler,
+    variant, arch, hash, dependency (with the options after it), field."""
+
+    kind: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
 class ParsedQuery:
     """Specs (ORed), then words and facet/hash clauses ANDed with them; none: everything."""
 
@@ -158,6 +171,11 @@ class ParsedQuery:
     specs: tuple[SpecClause, ...] = ()
     words: tuple[Word, ...] = ()
     clauses: tuple[FacetValue | HashPrefix, ...] = ()
+    parts: tuple[Part, ...] = ()
+
+    def without(self, part: Part) -> str:
+        """The query text with one part cut out (spaces tidied)."""
+        return " ".join((self.text[: part.start] + " " + self.text[part.end :]).split())
 
 
 def parse(text: str, is_package: Callable[[str], bool] = lambda name: False) -> ParsedQuery:
@@ -180,7 +198,8 @@ def parse(text: str, is_package: Callable[[str], bool] = lambda name: False) -> 
             _parse_chunk(state, chunk, position)
         if state.count > MAX_CLAUSES:
             raise QueryError(f"too many terms (at most {MAX_CLAUSES})", position=position)
-    return ParsedQuery(text, tuple(state.specs), tuple(state.words), tuple(state.clauses))
+    parts = tuple(Part(kind, a, b, text[a:b]) for kind, a, b in state.parts)
+    return ParsedQuery(text, tuple(state.specs), tuple(state.words), tuple(state.clauses), parts)
 
 
 class _State:
@@ -193,6 +212,28 @@ class _State:
         self.node: SpecClause | None = None  # where options go: the last spec or ^dependency
         # %intel just read, without versions: an @ right after it is the compiler's.
         self.compiler_waiting: Compiler | None = None
+        self.parts: list[list[Any]] = []  # [kind, start, end] of each constraint
+
+    def record(self, token: str, start: int, end: int, waiting: Compiler | None) -> None:
+        """Note where the token just parsed was written (ParsedQuery.parts)."""
+        sigil = token[:1]
+        last = self.parts[-1] if self.parts else None
+        in_dependency = bool(self.specs) and self.node in self.specs[-1].dependencies
+        if sigil == "^":
+            self.parts.append(["dependency", start, end])
+        elif in_dependency and last is not None and last[0] == "dependency":
+            last[2] = end  # the dependency's own options
+        elif sigil == "@" and waiting is not None and last is not None and last[0] == "compiler":
+            last[2] = end  # %intel @12.1: the compiler's versions
+        elif sigil in "@%/+~-":
+            kinds = {"@": "version", "%": "compiler", "/": "hash"}
+            self.parts.append([kinds.get(sigil, "variant"), start, end])
+        elif m := _KEY_VALUE.match(token):
+            key = m.group(1)
+            kind = "arch" if key in ARCH_KEYS else "field" if key in FACET_NAMES else "variant"
+            self.parts.append([kind, start, end])
+        elif self.node is not None and self.node.position == start and self.node.name:
+            self.parts.append(["package", start, end])
 
     def current(self, position: int) -> SpecClause:
         if self.node is None:
@@ -338,10 +379,14 @@ def _parse_chunk(state: _State, chunk: str, pos: int) -> None:
             state.add_clause(_hash(value, pos + len(key) + 1))
         else:
             state.add_clause(_facet_value(key, value, pos, pos + len(key) + 1))
+        state.parts.append(["field", pos, pos + len(chunk)])
         return
     i = 0
     while i < len(chunk):
-        i = _parse_token(state, chunk, i, pos)
+        waiting = state.compiler_waiting
+        end = _parse_token(state, chunk, i, pos)
+        state.record(chunk[i:end], pos + i, pos + end, waiting)
+        i = end
 
 
 def _parse_token(state: _State, chunk: str, i: int, pos: int) -> int:

@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 
 from searcher.documents import Spec
 from searcher.errors import BadRequest, QueryError
+from searcher.query import parse
 from searcher.schema import FACET_NAMES, FACETS
 from searcher.search import (
     DEFAULT_PER_PAGE,
@@ -103,6 +104,9 @@ def search_page() -> ResponseReturnValue:
         ), 400
     result = search(snapshot(), request)
     links = PageLinks(result, expand, finds)
+    # The constraints typed in the box, each a chip that removes it from the query.
+    parsed = parse(request.q, snapshot().is_package)
+    query_chips = [(part, links.with_query(parsed.without(part))) for part in parsed.parts]
     # Nothing found: what each single change would find (hints first, then by count).
     relaxed = relaxations(snapshot(), request) if not result.total else []
     relaxed.sort(key=lambda r: (r.kind != "hint", -r.count))
@@ -120,6 +124,7 @@ def search_page() -> ResponseReturnValue:
         long_facets=LONG_FACETS,
         sorts=SORTS,
         relaxed=relaxed,
+        query_chips=query_chips,
         # Only the empty front page takes the focus: elsewhere a keyboard or screen-reader
         # user lands at the top of the page, not inside the box.
         autofocus=not request.q and set(request.filters) <= {"tag"} and request.page == 1,

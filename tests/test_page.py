@@ -336,10 +336,13 @@ def test_skip_link_focus_and_named_chip_buttons(new_page, server):
     tab.keyboard.press("Enter")
     assert tab.evaluate("document.activeElement.id") == "results"
     tab.keyboard.press("Tab")
-    # From the results, one Tab reaches the first chip; it says what it removes.
-    chip = tab.get_by_role("link", name="Remove the filter tag: develop")
-    assert chip.count() == 1
+    # From the results, one Tab reaches the first chip (the query's), the next the filter's;
+    # each says what it removes.
+    assert tab.evaluate("document.activeElement.dataset.text") == "abyss"
+    assert tab.get_by_role("link", name="Remove from the query: package abyss").count() == 1
+    tab.keyboard.press("Tab")
     assert tab.evaluate("document.activeElement.dataset.value") == "develop"
+    assert tab.get_by_role("link", name="Remove the filter tag: develop").count() == 1
     outline = tab.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
 
@@ -356,3 +359,14 @@ def test_zero_results_lead_somewhere(new_page, server, specs):
         and s["tag"] == "develop"
         and reference.in_spack_range(s["versions"][0], "0.4.31", None)
     )
+
+
+def test_a_query_chip_removes_its_part_from_the_box(new_page, server):
+    tab = new_page(width=390)
+    tab.goto(server.url + "/search?" + urlencode({"q": "py-keras@3.9: backend=jax"}))
+    chip = tab.get_by_role("link", name="Remove from the query: variant backend=jax")
+    chip.click()
+    tab.wait_for_url(lambda url: "backend" not in url)
+    assert tab.get_by_role("combobox").input_value() == "py-keras@3.9:"
+    texts = tab.locator("a.chip.query").evaluate_all("els => els.map(e => e.dataset.text)")
+    assert texts == ["py-keras", "@3.9:"]

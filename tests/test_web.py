@@ -283,3 +283,36 @@ def test_zero_results_hint_a_valued_variant_for_a_boolean_spelling(client, corpu
     found = no_results_links(client, {"q": "py-keras +jax"})
     assert found["py-keras backend=jax"] == sum(1 for s in keras if "backend=jax" in s["variants"])
     assert found["without “+jax”"] == len(keras)
+
+
+def test_the_query_shows_back_as_chips_each_removing_its_part(client, corpus_specs):
+    q = "py-keras@3.9: backend=jax os=ubuntu24.04 tag:develop"
+    html = client.get("/search?" + urlencode({"q": q, "stack": "root"})).get_data(as_text=True)
+    chips = re.findall(
+        r'<a class="chip query" href="([^"]+)" data-kind="(\w+)" data-text="([^"]+)"', html
+    )
+    removed = [
+        (kind, html_lib.unescape(text), dict(parse_qsl(urlsplit(html_lib.unescape(href)).query)))
+        for href, kind, text in chips
+    ]
+    # Written out by hand: each chip's link is the query without that part, filters kept.
+    assert [(kind, text, link["q"]) for kind, text, link in removed] == [
+        ("package", "py-keras", "@3.9: backend=jax os=ubuntu24.04 tag:develop"),
+        ("version", "@3.9:", "py-keras backend=jax os=ubuntu24.04 tag:develop"),
+        ("variant", "backend=jax", "py-keras@3.9: os=ubuntu24.04 tag:develop"),
+        ("arch", "os=ubuntu24.04", "py-keras@3.9: backend=jax tag:develop"),
+        ("field", "tag:develop", "py-keras@3.9: backend=jax os=ubuntu24.04"),
+    ]
+    assert all(link["stack"] == "root" for _, _, link in removed)
+    # Following one: the search without backend=jax.
+    link = next(link for kind, _, link in removed if kind == "variant")
+    body = client.get("/api/search?" + urlencode(link)).get_json()
+    assert body["total"] == sum(
+        1
+        for s in corpus_specs
+        if s["package"] == "py-keras"
+        and reference.in_spack_range(s["versions"][0], "3.9", None)
+        and s["os"] == "ubuntu24.04"
+        and s["tag"] == "develop"
+        and "root" in s["stacks"]
+    )
