@@ -16,6 +16,7 @@ bitmaps' sizes) followed by the serialized bitmaps.
 
 from __future__ import annotations
 
+import array
 import json
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -130,7 +131,7 @@ class BitmapStore:
         rank_of = np.empty(total, dtype=np.int64)
         rank_of[order] = np.arange(total)
         bitmaps = {
-            name: [FrozenBitMap(np.sort(rank_of[ids]).astype(np.uint32)) for ids in per_value]
+            name: [frozen_bitmap_of(rank_of[ids]) for ids in per_value]
             for name, per_value in global_ids.items()
         }
         return cls(values, bitmaps, order.astype(np.int64), rank_of.astype(np.int32))
@@ -201,6 +202,27 @@ class BitmapStore:
         """Documents holding every one of the given values of a facet (an AND)."""
         maps = sorted((self.value_set(facet, v) for v in values), key=len)
         return BitMap.intersection(*maps) if maps else BitMap()
+
+
+def bitmap_of(values: np.ndarray) -> BitMap:
+    """A bitmap of these (non-negative, 32-bit) numbers, sorted or not, repeats allowed.
+
+    pyroaring iterates a numpy array element by element, but reads an array.array('I')
+    through the buffer protocol: 400,000 numbers took 30-50 ms one way and 3-5 ms the other
+    (pyroaring 1.2). Every bitmap made from an array goes through here.
+    """
+    return BitMap(_uint32(values))
+
+
+def frozen_bitmap_of(values: np.ndarray) -> FrozenBitMap:
+    """bitmap_of, immutable."""
+    return FrozenBitMap(_uint32(values))
+
+
+def _uint32(values: np.ndarray) -> array.array[int]:
+    data = array.array("I")
+    data.frombytes(np.ascontiguousarray(values, dtype=np.uint32).tobytes())
+    return data
 
 
 def ids(bitmap: BitMap | FrozenBitMap) -> np.ndarray:

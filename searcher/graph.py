@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from pyroaring import BitMap
 
+from searcher.bitmaps import bitmap_of
 from searcher.columns import mapped, rows
 
 DEPTYPES = ("build", "link", "run", "test")
@@ -438,7 +439,7 @@ class DependencyGraph:
     def dependents(self, nodes: np.ndarray) -> BitMap:
         """Ranks of the documents that depend, anywhere in their DAG, on any of these nodes."""
         positions, _ = rows(self.arrays["used_ptr"], nodes)
-        return BitMap(self.arrays["used_by"][positions].astype(np.uint32))
+        return bitmap_of(self.arrays["used_by"][positions])
 
     def virtual_edges(self, virtual: str) -> tuple[np.ndarray, np.ndarray]:
         """(parents, children) of the edges naming a virtual: who depends on which provider."""

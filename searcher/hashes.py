@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from pyroaring import BitMap
 
+from searcher.bitmaps import bitmap_of
 from searcher.columns import mapped
 
 SHARD_HASHES_FILE = "hashes.npy"
@@ -77,7 +78,7 @@ class HashIndex:
         key = prefix.encode("ascii", "replace")
         # No hash holds a 0xff byte: every hash starting with key sorts before key + 0xff.
         lo, hi = np.searchsorted(self.hashes, [key, key + b"\xff"])
-        return BitMap(np.sort(self.ranks[lo:hi]))
+        return bitmap_of(self.ranks[lo:hi])
 
     def exactly(self, hash_: str) -> list[int]:
         """Ranks of the documents (one per tag) whose hash is exactly hash_."""

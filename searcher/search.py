@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
+from searcher.bitmaps import bitmap_of, ids
 from searcher.documents import RUNTIME_DEPTYPES, Dependency, Spec, normalize_compiler
 from searcher.errors import BadRequest, NotFound, QueryError
 from searcher.facets import SORT_FACETS, FacetCount
@@ -285,7 +286,7 @@ def _dependents(snapshot: Snapshot, dependency: SpecClause) -> BitMap:
         parents, children = edges >> 32, edges & ((1 << 32) - 1)
         if name:  # only the edges to a provider that satisfies the clause
             parents = parents[np.isin(children, nodes)]
-        above = np.unique(parents)
+        above = ids(bitmap_of(parents))  # distinct, sorted: faster than np.unique here
         return snapshot.ranks_of_nodes(above) | snapshot.dependents(above)
     return found | snapshot.dependents(nodes)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
-from searcher.bitmaps import BitmapStore, DocSet
+from searcher.bitmaps import BitmapStore, DocSet, bitmap_of
 from searcher.columns import Column
 from searcher.documents import Dependency, Spec
 from searcher.errors import IndexUnavailable
@@ -249,7 +249,7 @@ class Snapshot:
     def ranks_of_nodes(self, nodes: np.ndarray) -> BitMap:
         """The documents among these graph nodes, as ranks."""
         docs = nodes[nodes < self.doc_count]
-        return BitMap(self._store.rank_of[docs].astype(np.uint32))
+        return bitmap_of(self._store.rank_of[docs])
 
     def dependents(self, nodes: np.ndarray) -> BitMap:
         """Documents with any of these graph nodes anywhere in their dependency DAG."""
