@@ -12,12 +12,13 @@ databases, graph.py stores the dependencies.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
 
-from searcher.documents import Dependency, Spec
+from searcher.documents import Spec, at_runtime
 from searcher.graph import Node, ShardGraph
 from searcher.sources import MAX_LIST_ITEMS, MAX_VALUE_CHARS, SourceError, printable, show
 
@@ -79,8 +80,9 @@ class _Arch(msgspec.Struct):
 
 
 class _DepParams(msgspec.Struct):
-    deptypes: list[str] = []
-    virtuals: list[str] = []
+    # Tuples, decoded as such: shared (_shared) without a conversion.
+    deptypes: tuple[str, ...] = ()
+    virtuals: tuple[str, ...] = ()
 
 
 class _Dep(msgspec.Struct):
@@ -247,7 +249,7 @@ def _old_form(raw: msgspec.Raw, error: Exception) -> tuple[_Node, bool]:
 _TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
-def _shared(items: list[str]) -> tuple[str, ...]:
+def _shared(items: Sequence[str]) -> tuple[str, ...]:
     key = tuple(items)
     if len(_TUPLES) > 10_000:  # hostile input cannot grow it without bound
         return key
@@ -263,8 +265,9 @@ def _dependency(
     if dep.parameters is not None:
         deptypes, virtuals = dep.parameters.deptypes, dep.parameters.virtuals
     else:
-        deptype = dep.deptype or []
-        deptypes, virtuals = [deptype] if isinstance(deptype, str) else deptype, []
+        deptype = dep.deptype or ()
+        deptypes = (deptype,) if isinstance(deptype, str) else tuple(deptype)
+        virtuals = ()
     if name not in names:
         if not _NAME.fullmatch(name):
             raise ValueError(f"dependency name {show(name)} is not a package name")
@@ -362,21 +365,19 @@ def assemble(tag: str, databases: list[Database]) -> Tag:
     pending: list[Record] = list(in_cache)
     specs = []
     done = 0
+    add_edge = graph.add_edge
     while done < len(pending):
         record = pending[done]
         parent = number[record.hash]
-        deps = []
         for dep_name, dep_hash, deptypes, virtuals in record.dependencies:
-            child = node_of(dep_name, dep_hash, record)
-            graph.add_edge(parent, child, deptypes, virtuals)
-            if done < len(in_cache):
-                target = records.get(dep_hash)
-                deps.append(
-                    Dependency(
-                        dep_name, target.version if target else "", dep_hash, deptypes, virtuals
-                    )
-                )
+            child = number.get(dep_hash)
+            if child is None:
+                child = node_of(dep_name, dep_hash, record)
+            add_edge(parent, child, deptypes, virtuals)
         if done < len(in_cache):
+            # The dependencies themselves are the graph's: a document needs only the
+            # names of its runtime ones (the dependency facet).
+            names = tuple(d[0] for d in record.dependencies if at_runtime(d[2]))
             specs.append(
                 Spec(
                     tag=tag,
@@ -389,7 +390,7 @@ def assemble(tag: str, databases: list[Database]) -> Tag:
                     target=record.target,
                     variants=record.variants,
                     stacks=tuple(sorted(set(stacks[record.hash]))),
-                    dependencies=tuple(deps),
+                    runtime_names=names,
                 )
             )
         done += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from searcher.schema import FACETS
@@ -58,7 +58,8 @@ RUNTIME_DEPTYPES = frozenset(("link", "run"))
 _RUNTIME: dict[tuple[str, ...], bool] = {}
 
 
-def _at_runtime(deptypes: tuple[str, ...]) -> bool:
+def at_runtime(deptypes: tuple[str, ...]) -> bool:
+    """Whether dependency types include one needed where the spec is installed."""
     found = _RUNTIME.get(deptypes)
     if found is None:
         found = not RUNTIME_DEPTYPES.isdisjoint(deptypes)
@@ -86,6 +87,10 @@ class Spec:
     # Direct dependencies: known for specs read from mirrors; not part of the stored row
     # (the index's dependency graph holds them, graph.py).
     dependencies: tuple[Dependency, ...] = ()
+    # The dependency facet's values, given instead of `dependencies` while a shard is
+    # built from mirrors (the graph holds the edges; making a Dependency of each of ~7
+    # edges a spec was a tenth of the build). None: from `dependencies`.
+    runtime_names: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def id(self) -> str:
@@ -95,15 +100,22 @@ class Spec:
     @property
     def dependency_names(self) -> tuple[str, ...]:
         """Names of the direct link and run dependencies (the dependency facet)."""
-        return tuple(d.name for d in self.dependencies if _at_runtime(d.deptypes))
+        if self.runtime_names is not None:
+            return self.runtime_names
+        runtime = _RUNTIME
+        return tuple(
+            d.name
+            for d in self.dependencies
+            if runtime.get(d.deptypes) or (d.deptypes not in runtime and at_runtime(d.deptypes))
+        )
 
     def facet_values(self) -> dict[str, list[str]]:
         """The value(s) this spec holds for every facet (see schema.FACETS); compilers
         folded (normalize_compiler)."""
         values = {}
-        for facet in FACETS:
-            held = getattr(self, facet.column)
-            values[facet.name] = list(dict.fromkeys(held)) if facet.multi else [held]
+        for name, column, multi in _FACET_FIELDS:
+            held = getattr(self, column)
+            values[name] = list(dict.fromkeys(held)) if multi else [held]
         values["compiler"] = [normalize_compiler(self.compiler)]
         return values
 
@@ -139,6 +151,9 @@ class Spec:
         """Rebuild a Spec from to_row()'s output."""
         return cls(**dict(zip(ROW_FIELDS, row, strict=True)))
 
+
+# (facet, the Spec field holding its values, multi-valued): read once per document added.
+_FACET_FIELDS = tuple((f.name, f.column, f.multi) for f in FACETS)
 
 # Stored rows are tuples (no key names repeated per document: a smaller index, faster
 # writes); changing this order changes the index format (schema.SCHEMA_VERSION).

@@ -11,6 +11,8 @@ exactly the index a full rebuild would. Shards to build are spread over worker p
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
 import re
@@ -510,8 +512,35 @@ def build_shard(
 
     Runs in a worker process (searcher/workers.py), or in the reindex itself for one tag.
     """
-    if mirrors:
-        return _build_mirror_shard(tag, mirrors, directory, dirname, fingerprint, cache)
+    with _without_cyclic_gc():
+        if mirrors:
+            return _build_mirror_shard(tag, mirrors, directory, dirname, fingerprint, cache)
+        return _build_page_shard(tag, pages, directory, dirname, fingerprint)
+
+
+@contextlib.contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a shard is built, then one collection.
+
+    A shard holds a tag's records, specs and graph as millions of small objects, and
+    every few hundred allocations the collector walks its young objects; every tenth of
+    those walks, older ones, until a full pass over the whole heap. Building one
+    16,618-spec mirror tag took 3.61 s with it and 2.45 s without (medians of 5). What the
+    build makes is freed by reference counting; the collection after it picks up any
+    cycle (a traceback, a parser's)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.collect()
+
+
+def _build_page_shard(
+    tag: str, pages: list[dict[str, Any]], directory: str, dirname: str, fingerprint: str
+) -> dict[str, Any]:
     result = ShardResult(tag=tag, dir=dirname, fingerprint=fingerprint)
     problems = _Problems(result, tag)
 
