@@ -285,10 +285,21 @@ def _dependents(snapshot: Snapshot, dependency: SpecClause) -> BitMap:
         assert edges is not None
         parents, children = edges >> 32, edges & ((1 << 32) - 1)
         if name:  # only the edges to a provider that satisfies the clause
-            parents = parents[np.isin(children, nodes)]
+            parents = parents[_member(children, nodes)]
         above = ids(bitmap_of(parents))  # distinct, sorted: faster than np.unique here
         return snapshot.ranks_of_nodes(above) | snapshot.dependents(above)
     return found | snapshot.dependents(nodes)
+
+
+def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """np.isin for small non-negative integers (graph nodes), by a lookup table: 69,331
+    mpi edges against 3,789 nodes took 5.3 ms with np.isin's sort."""
+    if not len(values) or not len(of):
+        return np.zeros(len(values), dtype=bool)
+    table = np.zeros(int(max(values.max(), of.max())) + 1, dtype=bool)
+    table[of] = True
+    found: np.ndarray = table[values]
+    return found
 
 
 def _node_satisfies(node: Node, clause: SpecClause) -> bool:
