@@ -163,6 +163,7 @@ def parse_database(
         )
     db = Database(label)
     names: set[str] = set()  # dependency names already checked
+    hashes: set[str] = set()  # and their hashes
     for key, raw in top.database.installs.items():
         seen = known.get(key)
         if seen is not None:
@@ -173,7 +174,7 @@ def parse_database(
             db.records[key] = seen if seen.in_cache == held else replace(seen, in_cache=held)
             continue
         try:
-            record = _parse_record(key, raw, names)
+            record = _parse_record(key, raw, names, hashes)
         except ValueError as exc:
             db.skipped += 1
             if len(db.problems) < MAX_PROBLEMS:
@@ -188,7 +189,7 @@ def parse_database(
     return db
 
 
-def _parse_record(key: str, raw: msgspec.Raw, names: set[str]) -> Record:
+def _parse_record(key: str, raw: msgspec.Raw, names: set[str], hashes: set[str]) -> Record:
     if not _HASH.fullmatch(key):
         raise ValueError("the key is not a Spack DAG hash")
     try:
@@ -220,7 +221,7 @@ def _parse_record(key: str, raw: msgspec.Raw, names: set[str]) -> Record:
         variants=variants_of(node.parameters),
         compiler=_recorded_compiler(node),
         dependencies=tuple(
-            _dependency(n, d, names) for n, d in zip(dep_names, entries, strict=True)
+            _dependency(n, d, names, hashes) for n, d in zip(dep_names, entries, strict=True)
         ),
         in_cache=in_cache,
         external=node.external is not None,
@@ -257,11 +258,13 @@ def _shared(items: Sequence[str]) -> tuple[str, ...]:
 
 
 def _dependency(
-    name: str, dep: _Dep, names: set[str]
+    name: str, dep: _Dep, names: set[str], hashes: set[str]
 ) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
     hash_ = dep.hash or dep.build_hash or dep.full_hash
-    if not hash_ or not _HASH.fullmatch(hash_):
-        raise ValueError(f"dependency {show(name)} has no DAG hash")
+    if hash_ not in hashes:
+        if not hash_ or not _HASH.fullmatch(hash_):
+            raise ValueError(f"dependency {show(name)} has no DAG hash")
+        hashes.add(hash_)
     if dep.parameters is not None:
         deptypes, virtuals = dep.parameters.deptypes, dep.parameters.virtuals
     else:
@@ -275,14 +278,21 @@ def _dependency(
     return name, hash_, _shared(deptypes), _shared(virtuals)
 
 
+# Parameter names already found to be variant names (they repeat across records).
+_VARIANT_NAMES: set[str] = set()
+
+
 def variants_of(parameters: dict[str, Any]) -> tuple[str, ...]:
     """A record's parameters as listing variants, by name: true -> +x, false -> ~x,
     a list -> x=a,b, anything else -> x=v; compiler flags only when set."""
     found = []
     for key in sorted(parameters):
         value = parameters[key]
-        if not _NAME.fullmatch(key):
-            continue
+        if key not in _VARIANT_NAMES:
+            if not _NAME.fullmatch(key):
+                continue
+            if len(_VARIANT_NAMES) < 10_000:  # hostile input cannot grow it without bound
+                _VARIANT_NAMES.add(key)
         if key in FLAG_KEYS:
             if isinstance(value, list) and value:
                 found.append(f'{key}="{" ".join(str(v) for v in value)}"')
