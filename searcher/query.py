@@ -155,7 +155,7 @@ class SpecClause:
 class Part:
     """Where one constraint of the query was written: text[start:end] (the page shows it
     as a chip, and removes it by cutting that span). kind: package, version, compiler,
-    variant, arch, hash, dependency (with the options after it), field."""
+    variant, arch, hash, dependency (with the options after it), field, word."""
 
     kind: str
     start: int
@@ -213,6 +213,7 @@ class _State:
         # %intel just read, without versions: an @ right after it is the compiler's.
         self.compiler_waiting: Compiler | None = None
         self.parts: list[list[Any]] = []  # [kind, start, end] of each constraint
+        self.count_words = 0  # words added (unlike self.words, repeats counted)
 
     def record(self, token: str, start: int, end: int, waiting: Compiler | None) -> None:
         """Note where the token just parsed was written (ParsedQuery.parts)."""
@@ -285,6 +286,7 @@ class _State:
 
     def add_word(self, word: Word) -> None:
         self.count += 1
+        self.count_words += 1
         if word not in self.words:
             self.words.append(word)
 
@@ -383,9 +385,12 @@ def _parse_chunk(state: _State, chunk: str, pos: int) -> None:
         return
     i = 0
     while i < len(chunk):
-        waiting = state.compiler_waiting
+        waiting, words = state.compiler_waiting, state.count_words
         end = _parse_token(state, chunk, i, pos)
-        state.record(chunk[i:end], pos + i, pos + end, waiting)
+        if state.count_words > words:  # a plain word (or py-ker*): removable too
+            state.parts.append(["word", pos + i, pos + end])
+        else:
+            state.record(chunk[i:end], pos + i, pos + end, waiting)
         i = end
 
 

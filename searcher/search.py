@@ -67,6 +67,9 @@ class SearchRequest:
         for name in PARAMS:
             if len(params.get(name, ())) > 1:
                 raise BadRequest(f"parameter '{name}' given more than once")
+        for name, values in params.items():
+            for value in values:
+                check_characters(name, value)
         filters = {}
         for facet in FACET_NAMES:
             values = [v.strip() for v in params.get(facet, ()) if v.strip()]
@@ -138,6 +141,7 @@ class SearchResult:
     highlight: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # facet -> the documents its counts are over (not part of the JSON answer).
     bases: dict[str, BitMap] = field(default_factory=dict, repr=False)
+    matched: BitMap = field(default_factory=BitMap, repr=False)  # every hit, not one page
 
     def matched_for(self, facet: str) -> BitMap:
         """The documents a facet's counts were taken over."""
@@ -200,6 +204,7 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
         suggestions=[] if hits else _suggestions(snapshot, parsed),
         highlight=_highlight_terms(parsed),
         bases=bases,
+        matched=hits,
     )
 
 
@@ -420,6 +425,32 @@ def _page(groups: list[BitMap], start: int, stop: int) -> list[int]:
     return page
 
 
+# Control characters (C0, DEL, C1) and the Unicode controls that reorder or hide text
+# (bidi embeddings, overrides and isolates; zero-width marks): no spec, package, variant
+# or tag holds one, and echoed back they would garble or disguise the page (U+202E
+# reverses everything after it).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def visible(text: str) -> str:
+    """text with each control character replaced by U+FFFD (one for one: positions stay)."""
+    return _CONTROL.sub("\ufffd", text)
+
+
+def check_characters(name: str, value: str) -> None:
+    """BadRequest (a QueryError with the position, for q) at a control character."""
+    found = _CONTROL.search(value)
+    if found is None:
+        return
+    message = (
+        f"parameter '{name}' holds a control character (U+{ord(found.group()):04X}) at "
+        f"position {found.start()}: specs, packages and values never contain one"
+    )
+    if name == "q":
+        raise QueryError(message, position=found.start())
+    raise BadRequest(message)
+
+
 def _single(params: Mapping[str, Sequence[str]], name: str, default: str) -> str:
     values = params.get(name, ())
     return values[0] if values else default
@@ -606,7 +637,7 @@ def relaxations(snapshot: Snapshot, request: SearchRequest) -> list[Relaxation]:
     `@1.2:`; `+jax` is `backend=jax` when jax is the value of a valued variant)."""
     found: list[Relaxation | None] = []
     words = request.q.split()
-    for text in _hints(snapshot, words):
+    for text in _hints(snapshot, request, words):
         found.append(_relaxed(snapshot, request, "hint", text, text, request.filters))
     for facet, values in request.filters.items():
         for value in values:
@@ -637,25 +668,44 @@ def _relaxed(
     return Relaxation(kind, label, q, filters, count(snapshot, changed))
 
 
-def _hints(snapshot: Snapshot, words: list[str]) -> list[str]:
+def _hints(snapshot: Snapshot, request: SearchRequest, words: list[str]) -> list[str]:
     """Whole corrected queries, one per slip found."""
     hints = []
-    valued = None
     for i, word in enumerate(words):
-        better = None
+        rest = [*words[:i], *words[i + 1 :]]
         match = _COMPARISON.match(word)
         if match and match["op"] != "==":
             version, op = match["version"], match["op"]
             spack = f"@{version}:" if op.startswith(">") else f"@:{version}"
-            better = (match["name"] or "") + spack
-        elif word[:1] in "+~" and len(word) > 1:
-            if valued is None:
-                valued = snapshot.variant_values()
+            hints.append(" ".join([*words[:i], (match["name"] or "") + spack, *rest[i:]]))
+        elif word[:1] in "+~" and len(word) > 1 and _VARIANT_NAME.fullmatch(word[1:]):
             name = word[1:]
-            if not any(v in (f"+{name}", f"~{name}") for v in valued):
-                keys = sorted({v.partition("=")[0] for v in valued if v.endswith(f"={name}")})
-                if keys:
-                    better = f"{keys[0]}={name}"
-        if better:
-            hints.append(" ".join([*words[:i], better, *words[i + 1 :]]))
+            # The specs the rest of the search finds: do any of them have this variant?
+            others = _rest_hits(snapshot, request, " ".join(rest))
+            if others is None:
+                continue
+            boolean = snapshot.any_of("variant", [f"+{name}", f"~{name}"])
+            if others.intersection_cardinality(boolean):
+                continue
+            valued = sorted(
+                {v.partition("=")[0] for v in snapshot.variant_values() if v.endswith(f"={name}")}
+            )
+            if valued:  # +jax where jax is backend's value
+                hints.append(" ".join([*words[:i], f"{valued[0]}={name}", *rest[i:]]))
+            if word[0] == "+":  # no such variant here: the word itself (a stack, a value)
+                hints.append(" ".join([*words[:i], name, *rest[i:]]))
     return hints[:3]
+
+
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _rest_hits(snapshot: Snapshot, request: SearchRequest, q: str) -> BitMap | None:
+    try:
+        parsed = parse(q, snapshot.is_package)
+    except QueryError:
+        return None
+    hits = _match_query(snapshot, parsed)
+    for facet, values in request.filters.items():
+        hits = hits & snapshot.selected(facet, values)
+    return hits

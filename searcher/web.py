@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
 from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
+from pyroaring import BitMap
 
 from searcher.documents import Spec
-from searcher.errors import BadRequest, QueryError
-from searcher.query import parse
+from searcher.errors import BadRequest, NotFound, QueryError
+from searcher.query import MIN_HASH_PREFIX, parse
 from searcher.schema import FACET_NAMES, FACETS
 from searcher.search import (
     DEFAULT_PER_PAGE,
@@ -21,9 +23,11 @@ from searcher.search import (
     Relaxation,
     SearchRequest,
     SearchResult,
+    check_characters,
     relaxations,
     search,
     spec_details,
+    visible,
 )
 from searcher.views import request_params, snapshot
 
@@ -92,15 +96,22 @@ def search_page() -> ResponseReturnValue:
     except QueryError as exc:
         # Keep the user's text in the box, point at the offending character, and keep
         # every filter and the sort in the form, so correcting the query loses nothing.
-        q = params.get("q", [""])[0]
+        q = visible(params.get("q", [""])[0])  # shown back: no control character
         state = [
             (name, value)
             for name in (*FACET_NAMES, "sort", "per_page")
             for value in params.get(name, ())
-            if value.strip()
+            if value.strip() and visible(value) == value
         ]
+        caret = None if exc.position is None else _display_width(q[: exc.position])
         return render_template(
-            "search.html", error=exc, q=q, result=None, links=None, form_state=state
+            "search.html",
+            error=exc,
+            q=q,
+            caret=caret,
+            result=None,
+            links=None,
+            form_state=state,
         ), 400
     result = search(snapshot(), request)
     links = PageLinks(result, expand, finds)
@@ -119,7 +130,7 @@ def search_page() -> ResponseReturnValue:
         form_state=links.form_state(),
         facets=FACETS,
         facet_rows=_facet_rows(result, expand, finds, shown),
-        groups=group_hits(result.hits),
+        groups=group_hits(result.hits, result.matched),
         shown=shown,
         long_facets=LONG_FACETS,
         sorts=SORTS,
@@ -131,12 +142,22 @@ def search_page() -> ResponseReturnValue:
     )
 
 
+def _display_width(text: str) -> int:
+    """Columns text takes in a monospace font: wide (CJK, emoji) characters two, combining
+    marks none; where the caret under a query's problem goes."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
 def _pop_finds(params: dict[str, list[str]]) -> dict[str, str]:
     """`find_<facet>=text` parameters (a facet's value search), removed from params."""
     finds = {}
     for name in [n for n in params if n.startswith(FIND_PREFIX)]:
         values = params.pop(name)
         text = values[-1].strip() if values else ""
+        check_characters(name, text)
         if len(text) > MAX_FIND_LENGTH:
             raise BadRequest(f"'{name}' is too long (at most {MAX_FIND_LENGTH} characters)")
         if text:
@@ -202,6 +223,7 @@ class HitGroup:
     specs: list[Spec]
     differs: tuple[str, ...]  # columns whose value is not the same in every build
     common_variants: frozenset[str]  # variants every build of the group has
+    total: int = 0  # builds of this package@version among all the hits, on every page
 
     @property
     def label(self) -> str:
@@ -209,8 +231,10 @@ class HitGroup:
         return f"{self.specs[0].package}@{self.specs[0].version}"
 
 
-def group_hits(hits: list[Spec]) -> list[HitGroup]:
-    """Runs of hits with the same package@version, each with the columns that differ."""
+def group_hits(hits: list[Spec], matched: BitMap) -> list[HitGroup]:
+    """Runs of hits with the same package@version, each with the columns that differ and
+    how many builds of it all the hits hold (a run may go on over the next page)."""
+    snap = snapshot()
     groups: list[HitGroup] = []
     for spec in hits:
         last = groups[-1].specs if groups else None
@@ -228,13 +252,27 @@ def group_hits(hits: list[Spec]) -> list[HitGroup]:
             group.common_variants = frozenset.intersection(
                 *(frozenset(s.variants) for s in group.specs)
             )
+        first = group.specs[0]
+        group.total = matched.intersection_cardinality(
+            snap.value_set("package", first.package) & snap.value_set("version", first.version)
+        )
     return groups
 
 
 @bp.get("/spec/<tag>/<hash_>")
 def spec_page(tag: str, hash_: str) -> ResponseReturnValue:
-    """Every field of one spec, how to install it, and the other tags that hold it."""
-    details = spec_details(snapshot(), tag, hash_)
+    """Every field of one spec, how to install it, and the other tags that hold it. A hash
+    prefix (the 7 characters a result shows) that only one spec of the tag starts with
+    redirects to that spec's page."""
+    snap = snapshot()
+    try:
+        details = spec_details(snap, tag, hash_)
+    except NotFound:
+        if len(hash_) >= MIN_HASH_PREFIX and hash_.isalnum():
+            specs = [s for s in snap.specs(snap.hash_prefix_set(hash_.lower())) if s.tag == tag]
+            if len(specs) == 1:
+                return redirect(url_for("web.spec_page", tag=tag, hash_=specs[0].hash))
+        raise
     return render_template("spec.html", details=details, spec=details.spec)
 
 
@@ -278,7 +316,10 @@ class PageLinks:
             parts.append(_pair("per_page", str(self.request.per_page)))
         if sort != "relevance":
             parts.append(_pair("sort", sort))
-        parts.extend(_pair("expand", f) for f in (self.expand if expand is None else expand))
+        expand = self.expand if expand is None else expand
+        parts.extend(_pair("expand", f) for f in expand)
+        # A facet's value search stays while its facet stays expanded.
+        parts.extend(_pair(FIND_PREFIX + f, t) for f, t in self.finds.items() if f in expand)
         return self._base + ("?" + "&".join(parts) if parts else "")
 
     def form_state(self, without: str = "") -> list[tuple[str, str]]:
@@ -291,6 +332,7 @@ class PageLinks:
         if self.request.per_page != DEFAULT_PER_PAGE:
             state.append(("per_page", str(self.request.per_page)))
         state += [("expand", f) for f in self.expand if f != without]
+        state += [(FIND_PREFIX + f, t) for f, t in self.finds.items() if f != without]
         return state
 
     def choose(self, facet: str, value: str | None) -> str:

@@ -154,7 +154,14 @@ def test_builds_of_one_version_are_grouped_with_what_differs(new_page, server, s
             ]
             if len({str(s[key]) for s in run}) > 1
         ]
-        label = f"{run[0]['package']}@{run[0]['versions'][0]} · {len(run)} builds"
+        develop = [s for s in specs if s["tag"] == "develop"]
+        total = sum(
+            1
+            for s in develop
+            if (s["package"], s["versions"]) == (run[0]["package"], run[0]["versions"])
+        )
+        count = f"{len(run)} of {total} builds here" if total > len(run) else f"{len(run)} builds"
+        label = f"{run[0]['package']}@{run[0]['versions'][0]} · {count}"
         expected.append(label + (f", differing in {', '.join(differ)}" if differ else ""))
     assert len(heads) == len(expected) > 0
     for head, want in zip(heads, expected, strict=True):
@@ -234,6 +241,11 @@ def test_a_facet_value_search_filters_as_you_type_and_without_script(new_page, s
     expect(values).to_have_count(len(expected))
     assert sorted(values.evaluate_all("els => els.map(e => e.dataset.value)")) == expected
     assert box.input_value() == "cuda"  # typing goes on undisturbed
+    assert "find_variant=cuda" in tab.url  # a reload shows the same list
+    # Picking a value keeps the search (and its list) for the next pick.
+    values.first.click()
+    tab.wait_for_url(re.compile(r"variant="))
+    assert "find_variant=cuda" in tab.url and tab.locator("#find-variant").input_value() == "cuda"
 
     bare = new_page(javascript=False)
     bare.goto(server.url + "/search")

@@ -173,7 +173,7 @@ def test_query_error_is_shown_with_a_caret_and_the_text_kept(client):
     assert response.status_code == 400
     html = response.get_data(as_text=True)
     assert 'name="q" value="py-keras colour:red"' in html
-    assert "<pre>py-keras colour:red\n         ^</pre>" in html
+    assert ">py-keras colour:red\n         ^</pre>" in html
     assert "unknown field &#39;colour&#39;" in html
 
 
@@ -316,3 +316,53 @@ def test_the_query_shows_back_as_chips_each_removing_its_part(client, corpus_spe
         and s["tag"] == "develop"
         and "root" in s["stacks"]
     )
+
+
+def test_a_boolean_variant_no_hit_has_offers_the_word(client, corpus_specs):
+    """py-jax has no cuda variant; its CUDA builds are in the *-cuda stacks."""
+
+    def parts(value: str) -> set[str]:
+        return set(re.split(r"[^a-z0-9._]+", value.lower()))
+
+    jax = [s for s in corpus_specs if s["package"] == "py-jax" and s["tag"] == "develop"]
+    assert not any(v in ("+cuda", "~cuda") for s in jax for v in s["variants"])
+    with_word = [s for s in jax if any("cuda" in parts(v) for v in [*s["stacks"], *s["variants"]])]
+    assert with_word
+    found = no_results_links(client, {"q": "py-jax +cuda", "tag": "develop"})
+    assert found["py-jax cuda"] == len(with_word)
+
+
+@pytest.mark.parametrize(
+    ("q", "position", "code"),
+    [("py-keras\u202e x", 8, "U+202E"), ("a\x00b", 1, "U+0000"), ("zlib\x1b[31m", 4, "U+001B")],
+)
+def test_control_characters_are_refused_where_they_are(client, q, position, code):
+    body = client.get("/api/search?" + urlencode({"q": q})).get_json()
+    assert body["error"]["position"] == position and code in body["error"]["message"]
+    html = client.get("/search?" + urlencode({"q": q, "os": "ubuntu24.04"}))
+    assert html.status_code == 400
+    text = html.get_data(as_text=True)
+    assert q[position] not in text  # not echoed: shown as U+FFFD
+    assert '<input type="hidden" name="os" value="ubuntu24.04">' in text
+    response = client.get("/api/search?" + urlencode({"os": "ubuntu\u202e24.04"}))
+    assert response.status_code == 400
+
+
+def test_the_caret_sits_under_the_problem_in_wide_text(client):
+    q = "日本語😀 é @@1"
+    html = client.get("/search?" + urlencode({"q": q})).get_data(as_text=True)
+    shown, caret = re.search(r"<pre [^>]*>(.*)\n( *)\^</pre>", html).groups()
+    assert html_lib.unescape(shown) == q
+    # Three CJK characters and an emoji take two columns each; "é" one; then " @".
+    assert len(caret) == 2 * 4 + 1 + 1 + 1 + 1
+
+
+def test_a_hash_prefix_of_one_spec_redirects_to_its_page(client, corpus_specs):
+    develop = [s for s in corpus_specs if s["tag"] == "develop"]
+    spec = next(
+        s for s in develop if sum(t["hash"].startswith(s["hash"][:7]) for t in develop) == 1
+    )
+    response = client.get(f"/spec/develop/{spec['hash'][:7]}")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/spec/develop/{spec['hash']}")
+    assert client.get("/spec/develop/zzzzzzz").status_code == 404

@@ -105,6 +105,7 @@
         const freshMore = fresh.querySelector("a.more");
         if (more && freshMore) { more.replaceWith(freshMore); } else if (more) { more.remove(); }
         else if (freshMore) { section.appendChild(freshMore); }
+        history.replaceState(null, "", url);  // reload or share: the same list
         const count = section.querySelectorAll("li a").length;
         say(count === 1 ? "1 value" : count + " values");
       }).catch(function () {});
