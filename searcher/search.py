@@ -607,7 +607,7 @@ def _tree(snapshot: Snapshot, root: int) -> list[TreeRow]:
 _COMPARISON = re.compile(
     r"^(?P<name>[A-Za-z0-9][\w.+-]*?)?(?P<op>>=|<=|>|<|==)(?P<version>[\w.]+)$"
 )
-MAX_RELAXATIONS = 12
+MAX_RELAXATIONS = 16
 
 
 @dataclass(frozen=True)
@@ -635,20 +635,25 @@ def relaxations(snapshot: Snapshot, request: SearchRequest) -> list[Relaxation]:
     """For a search that found nothing: the count of each search with one part removed
     (a facet value, a word of the query) and of Spack-syntax corrections (`>=1.2` is
     `@1.2:`; `+jax` is `backend=jax` when jax is the value of a valued variant)."""
-    found: list[Relaxation | None] = []
     words = request.q.split()
-    for text in _hints(snapshot, request, words):
-        found.append(_relaxed(snapshot, request, "hint", text, text, request.filters))
+    # Each candidate costs a search: a bounded number of them (a hostile query of 32 words
+    # and 50 filter values must not cost 82 searches).
+    candidates: list[tuple[str, str, str | None, Mapping[str, tuple[str, ...]]]] = [
+        ("hint", text, text, request.filters) for text in _hints(snapshot, request, words)
+    ]
+    removals = []
     for facet, values in request.filters.items():
         for value in values:
             kept = {**request.filters, facet: tuple(v for v in values if v != value)}
             kept = {f: v for f, v in kept.items() if v}
-            found.append(_relaxed(snapshot, request, "filter", f"{facet}: {value}", None, kept))
+            removals.append(("filter", f"{facet}: {value}", None, kept))
+    candidates += removals[: MAX_RELAXATIONS // 2]
     if len(words) > 1:
-        for i, word in enumerate(words[:MAX_RELAXATIONS]):
+        for i, word in enumerate(words[: MAX_RELAXATIONS // 2]):
             q = " ".join(words[:i] + words[i + 1 :])
-            found.append(_relaxed(snapshot, request, "text", word, q, request.filters))
-    return [r for r in found if r is not None][: MAX_RELAXATIONS * 2]
+            candidates.append(("text", word, q, request.filters))
+    found = (_relaxed(snapshot, request, *c) for c in candidates[:MAX_RELAXATIONS])
+    return [r for r in found if r is not None]
 
 
 def _relaxed(
@@ -670,8 +675,10 @@ def _relaxed(
 
 def _hints(snapshot: Snapshot, request: SearchRequest, words: list[str]) -> list[str]:
     """Whole corrected queries, one per slip found."""
-    hints = []
-    for i, word in enumerate(words):
+    hints: list[str] = []
+    for i, word in enumerate(words[:MAX_RELAXATIONS]):
+        if len(hints) >= 3:
+            break
         rest = [*words[:i], *words[i + 1 :]]
         match = _COMPARISON.match(word)
         if match and match["op"] != "==":
