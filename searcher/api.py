@@ -1,13 +1,14 @@
-"""The JSON API: /api/search, /api/spec/<tag>/<hash>, /api/health."""
+"""The JSON API: /api/search (and its exports), /api/spec/<tag>/<hash>, /api/health."""
 
 from __future__ import annotations
 
 import os
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
 from searcher.errors import BadRequest
-from searcher.search import SearchRequest, integer_param, search, spec_details
+from searcher.export import FORMATS, lines
+from searcher.search import SearchRequest, export_hits, integer_param, search, spec_details
 from searcher.views import request_params, snapshot
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -20,6 +21,27 @@ def search_json() -> Response:
     """Hits, facet counts and paging for a query, as JSON (the contract in README)."""
     request = SearchRequest.from_params(request_params())
     return jsonify(search(snapshot(), request).to_dict())
+
+
+@bp.get("/search.csv")
+def search_csv() -> Response:
+    """Every hit of a query as CSV (same parameters as /api/search), streamed."""
+    return _export("csv")
+
+
+@bp.get("/search.ndjson")
+def search_ndjson() -> Response:
+    """Every hit of a query as newline-delimited JSON, streamed."""
+    return _export("ndjson")
+
+
+def _export(kind: str) -> Response:
+    request = SearchRequest.from_params(request_params())
+    result = export_hits(snapshot(), request, current_app.config["MAX_EXPORT"])
+    response = Response(stream_with_context(lines(result, kind)), mimetype=FORMATS[kind])
+    response.headers["Content-Disposition"] = f'attachment; filename="searcher-export.{kind}"'
+    response.headers["X-Total-Count"] = str(result.total)
+    return response
 
 
 @bp.get("/suggest")

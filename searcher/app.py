@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from searcher.compress import Compressor
 from searcher.errors import SearcherError
+from searcher.search import MAX_EXPORT
 from searcher.server import MAX_REQUEST_LINE, SECURITY_HEADERS
 from searcher.snapshot import IndexHandle
 
@@ -53,6 +54,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         DEFAULT_TAG="develop",
         # Facet values listed per facet before a "more" link.
         FACET_VALUES_SHOWN=8,
+        # Hits an export (/api/search.csv, .ndjson) may hold; past it, a 400.
+        MAX_EXPORT=int(os.environ.get("SEARCHER_MAX_EXPORT", MAX_EXPORT)),
         # No implicit OPTIONS answers (an empty 200 text/html): the API answers GET and
         # HEAD, and anything else with its JSON 405 and an Allow header.
         PROVIDE_AUTOMATIC_OPTIONS=False,

@@ -19,13 +19,15 @@ import click
 
 from searcher import __version__
 from searcher.errors import IndexUnavailable, QueryError, ReindexRunning, SearcherError
-from searcher.search import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, SORTS
+from searcher.search import DEFAULT_PER_PAGE, MAX_EXPORT, MAX_PAGE, MAX_PER_PAGE, SORTS
 from searcher.sources import SourceTreeError
 
 if TYPE_CHECKING:  # imported when used: `searcher --help` stays quick
     from flask import Flask
 
     from searcher.indexer import ReindexReport
+    from searcher.search import SearchRequest
+    from searcher.snapshot import Snapshot
 
 EXIT_PROBLEMS, EXIT_LOCKED, EXIT_UNUSABLE, EXIT_QUERY = 1, 3, 4, 5
 EXIT_LISTEN = 6
@@ -236,17 +238,31 @@ def _reindex(
     return report
 
 
+max_export_option = click.option(
+    "--max-export",
+    type=click.IntRange(1),
+    default=MAX_EXPORT,
+    show_default=True,
+    envvar="SEARCHER_MAX_EXPORT",
+    help="Hits an export (CSV, NDJSON) may hold; past it, an error (env SEARCHER_MAX_EXPORT).",
+)
+
+
 @main.command()
 @index_option
 @host_option
 @port_option
 @threads_option
 @workers_option
-def serve(index_dir: Path, host: str, port: int, threads: int, workers: int) -> None:
+@max_export_option
+def serve(
+    index_dir: Path, host: str, port: int, threads: int, workers: int, max_export: int
+) -> None:
     """Serve the search page and the JSON API with a production WSGI server.
 
     Each process follows the index: a reindex is served without a restart.
     """
+    os.environ["SEARCHER_MAX_EXPORT"] = str(max_export)  # read by every worker's app
     _serve(index_dir, host, port, threads, workers)
 
 
@@ -327,6 +343,15 @@ def _make_app(index_dir: str) -> Flask:
     is_flag=True,
     help="Print the /api/search JSON answer (or its JSON error body).",
 )
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json", "csv", "ndjson"]),
+    default="text",
+    show_default=True,
+    help="text or json: one page; csv or ndjson: every hit (as /api/search.csv, .ndjson).",
+)
+@max_export_option
 def search(
     query: str,
     index_dir: Path,
@@ -335,11 +360,15 @@ def search(
     per_page: int,
     sort: str,
     as_json: bool,
+    output: str,
+    max_export: int,
 ) -> None:
     """Search the index from the command line (spec syntax: py-torch@2.5:+cuda ...)."""
     from searcher.search import SearchRequest
     from searcher.search import search as run_search
     from searcher.snapshot import IndexHandle
+
+    as_json = as_json or output == "json"
 
     params: dict[str, list[str]] = {
         "q": [query],
@@ -356,6 +385,9 @@ def search(
     try:
         request = SearchRequest.from_params(params)
         with handle.snapshot() as snap:
+            if output in ("csv", "ndjson"):
+                _export(snap, request, output, max_export)
+                return
             result = run_search(snap, request)
     except SearcherError as exc:
         if as_json:  # scripts get the API's error body on stdout, as from /api/search
@@ -380,6 +412,17 @@ def search(
         )
     for suggestion in result.suggestions:
         click.echo(f"did you mean: {suggestion.q}")
+
+
+def _export(snap: Snapshot, request: SearchRequest, kind: str, limit: int) -> None:
+    """Every hit of the request on stdout, as the API's export writes it."""
+    from searcher.export import lines
+    from searcher.search import export_hits
+
+    result = export_hits(snap, request, limit)
+    for piece in lines(result, kind):
+        sys.stdout.write(piece)
+    sys.stdout.flush()
 
 
 @main.command()

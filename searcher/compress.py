@@ -64,6 +64,8 @@ class Compressor:
     def __call__(self, response: Response, accept_encoding: str | None, static: bool) -> None:
         if response.mimetype not in COMPRESSIBLE:
             return
+        if response.is_streamed and not response.direct_passthrough:
+            return  # a stream (an export) is sent as it is made, never buffered here
         response.vary.add("Accept-Encoding")
         if (
             response.status_code in (204, 206, 304)

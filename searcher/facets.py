@@ -128,6 +128,13 @@ class FacetCounter:
             found.setdefault(value, []).append((-count, names[pair % len(names)]))
         return {v: [name for _, name in sorted(rows)[:limit]] for v, rows in found.items()}
 
+    def all_sorted(self, docs: BitMap | FrozenBitMap, facet: str) -> np.ndarray:
+        """Every one of docs in a facet's sort order, then display order (an export)."""
+        ranks = ids(docs)
+        position = self._sort_position[facet][self._columns[facet].of(ranks)]
+        order: np.ndarray = ranks[np.argsort(position * self._store.doc_count + ranks)]
+        return order
+
     def page_sorted(self, docs: BitMap, facet: str, start: int, stop: int) -> list[int]:
         """Positions start:stop of docs ordered by a facet's sort order, then display order."""
         if start >= len(docs):

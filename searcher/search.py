@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -716,3 +716,59 @@ def _rest_hits(snapshot: Snapshot, request: SearchRequest, q: str) -> BitMap | N
     for facet, values in request.filters.items():
         hits = hits & snapshot.selected(facet, values)
     return hits
+
+
+# -- export: every hit, in the request's order, a chunk at a time ------------------------------
+
+EXPORT_CHUNK = 2000
+MAX_EXPORT = 1_000_000
+# The columns of an exported row, in order (a hit's fields; lists joined by ';' in CSV).
+EXPORT_FIELDS = (
+    "id", "package", "version", "tag", "hash", "compiler", "os", "platform", "target",
+    "variants", "stacks", "size", "tarball", "dependencies",
+)  # fmt: skip
+
+
+@dataclass
+class Export:
+    """Every hit of a request: how many, and the specs in order, read a chunk at a time."""
+
+    total: int
+    chunks: Iterator[list[Spec]]
+
+
+def export_hits(snapshot: Snapshot, request: SearchRequest, limit: int = MAX_EXPORT) -> Export:
+    """The hits of a request in its sort order (BadRequest past `limit` hits); memory stays
+    one chunk of specs whatever the total."""
+    parsed = parse(request.q, snapshot.is_package)
+    hits = _match_query(snapshot, parsed)
+    for facet, values in request.filters.items():
+        hits = hits & snapshot.selected(facet, values)
+    if len(hits) > limit:
+        raise BadRequest(
+            f"the query has {len(hits):,} hits, more than the {limit:,} an export may hold: "
+            "narrow it with filters"
+        )
+    if request.sort in SORT_FACETS:
+        groups: list[np.ndarray] = [snapshot.all_sorted(hits, request.sort)]
+    elif request.sort == "relevance" and parsed.words:
+        groups = [ids(g) for g in _relevance_groups(snapshot, parsed.words, hits)]
+    else:
+        groups = [ids(hits)]
+
+    def chunks() -> Iterator[list[Spec]]:
+        for ranks in groups:
+            for start in range(0, len(ranks), EXPORT_CHUNK):
+                yield snapshot.specs(int(r) for r in ranks[start : start + EXPORT_CHUNK])
+
+    return Export(len(hits), chunks())
+
+
+def export_row(spec: Spec) -> dict[str, Any]:
+    """One exported spec: the hit's fields (dependencies as name@version/hash)."""
+    record = spec.to_record()
+    record["dependencies"] = [
+        f"{d.name}@{d.version}/{d.hash}" if d.version else f"{d.name}/{d.hash}"
+        for d in spec.dependencies
+    ]
+    return {name: record[name] for name in EXPORT_FIELDS}

@@ -178,6 +178,10 @@ class Snapshot:
         """value -> the packages of docs that hold it (most first, at most `limit`)."""
         return self._counter.packages_holding(facet, docs, values, limit)
 
+    def all_sorted(self, docs: BitMap, facet: str) -> np.ndarray:
+        """Every rank of docs in a facet's sort order (version, tag)."""
+        return self._counter.all_sorted(docs, facet)
+
     def page_sorted(self, docs: BitMap, facet: str, start: int, stop: int) -> list[int]:
         """Ranks start:stop of docs in a facet's sort order (version, tag)."""
         return self._counter.page_sorted(docs, facet, start, stop)

@@ -136,6 +136,7 @@ def search_page() -> ResponseReturnValue:
         sorts=SORTS,
         relaxed=relaxed,
         query_chips=query_chips,
+        max_export=current_app.config["MAX_EXPORT"],
         # Only the empty front page takes the focus: elsewhere a keyboard or screen-reader
         # user lands at the top of the page, not inside the box.
         autofocus=not request.q and set(request.filters) <= {"tag"} and request.page == 1,
@@ -349,6 +350,15 @@ class PageLinks:
             tuple(v for v in values if v != value) if value in values else (*values, value)
         )
         return self._url(filters)
+
+    def export(self, kind: str) -> str:
+        """Every hit of this search as CSV or NDJSON (/api/search.csv, .ndjson)."""
+        parts = [_pair("q", self.request.q)] if self.request.q else []
+        parts += [_pair(f, v) for f in FACET_NAMES for v in self.request.filters.get(f, ())]
+        if self.request.sort != "relevance":
+            parts.append(_pair("sort", self.request.sort))
+        base = url_for("api.search_csv" if kind == "csv" else "api.search_ndjson")
+        return base + ("?" + "&".join(parts) if parts else "")
 
     def relaxed(self, relaxation: Relaxation) -> str:
         """The search with one part removed or corrected (zero-result help)."""
