@@ -19,6 +19,7 @@ and maps documents to ranks. Served, the arrays are memory-mapped.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict, deque
 from collections.abc import Sequence
@@ -59,6 +60,7 @@ def deptype_bits(deptypes: Sequence[str]) -> int:
     return bits
 
 
+@functools.lru_cache(maxsize=256)  # bits < 2**len(DEPTYPES): a handful of values
 def deptype_names(bits: int) -> tuple[str, ...]:
     """The inverse of deptype_bits."""
     return tuple(name for i, name in enumerate(DEPTYPES) if bits & (1 << i))
@@ -251,6 +253,11 @@ class DependencyGraph:
     # The edges naming each virtual: their positions in vedge_*.npy, by virtual (CSR).
     virtual_names: list[str] = field(default_factory=list)
     virtual_ptr: list[int] = field(default_factory=lambda: [0])
+    # Each entry of `virtuals` as a tuple, made once: read for every dependency shown.
+    _split_virtuals: list[tuple[str, ...]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._split_virtuals = [_split(v) for v in self.virtuals]
 
     @classmethod
     def merge(
@@ -427,12 +434,13 @@ class DependencyGraph:
     def children(self, node: int) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
         """A node's direct dependencies: (child node, dependency types, virtuals)."""
         start, stop = int(self.arrays["dep_ptr"][node]), int(self.arrays["dep_ptr"][node + 1])
-        kinds = self.arrays["dep_kind"][start:stop]
-        virtual_ids = self.arrays["dep_virtuals"][start:stop]
+        kinds = self.arrays["dep_kind"][start:stop].tolist()
+        virtual_ids = self.arrays["dep_virtuals"][start:stop].tolist()
+        split = self._split_virtuals
         return [
-            (int(child), deptype_names(int(kind)), _split(self.virtuals[int(vid)]))
+            (child, deptype_names(kind), split[vid])
             for child, kind, vid in zip(
-                self.arrays["dep_child"][start:stop], kinds, virtual_ids, strict=True
+                self.arrays["dep_child"][start:stop].tolist(), kinds, virtual_ids, strict=True
             )
         ]
 

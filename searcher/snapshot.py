@@ -64,6 +64,9 @@ class Snapshot:
             self._hash_at = np.empty(store.doc_count, dtype=np.int32)
             self._hash_at[self._hashes.ranks] = np.arange(store.doc_count, dtype=np.int32)
             self._columns = columns
+            # Graph node -> (package, version, hash): dependencies repeat across specs
+            # (a page, an export); filled as they are shown, up to a bound.
+            self._identities: dict[int, tuple[str, str, str]] = {}
             offsets = [0]
             for shard in self.meta["shards"]:
                 self._shards.append(ShardReader(directory / SHARDS_DIR / shard["dir"]))
@@ -201,10 +204,16 @@ class Snapshot:
         return found
 
     def _dependencies(self, number: int) -> tuple[Dependency, ...]:
-        return tuple(
-            Dependency(*self.node_identity(child), deptypes, virtuals)
-            for child, deptypes, virtuals in self._graph.children(number)
-        )
+        identity, known = self.node_identity, self._identities
+        found = []
+        for child, deptypes, virtuals in self._graph.children(number):
+            ident = known.get(child)
+            if ident is None:
+                ident = identity(child)
+                if len(known) < MAX_CACHED_IDENTITIES:
+                    known[child] = ident
+            found.append(Dependency(*ident, deptypes, virtuals))
+        return tuple(found)
 
     # -- the dependency graph ------------------------------------------------------------
 
@@ -280,6 +289,10 @@ class Snapshot:
     def ranks_for_hash(self, hash_: str) -> list[int]:
         """Every document (one per tag) listing this exact hash."""
         return self._hashes.exactly(hash_)
+
+
+# About 40 MB at most (three shared or short strings per entry).
+MAX_CACHED_IDENTITIES = 200_000
 
 
 class IndexHandle:
