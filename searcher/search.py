@@ -142,6 +142,7 @@ class SearchResult:
     # facet -> the documents its counts are over (not part of the JSON answer).
     bases: dict[str, BitMap] = field(default_factory=dict, repr=False)
     matched: BitMap = field(default_factory=BitMap, repr=False)  # every hit, not one page
+    parsed: ParsedQuery = field(default_factory=lambda: ParsedQuery(""), repr=False)
 
     def matched_for(self, facet: str) -> BitMap:
         """The documents a facet's counts were taken over."""
@@ -205,6 +206,7 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
         highlight=_highlight_terms(parsed),
         bases=bases,
         matched=hits,
+        parsed=parsed,
     )
 
 
@@ -621,14 +623,21 @@ class Relaxation:
     count: int
 
 
-def count(snapshot: Snapshot, request: SearchRequest) -> int:
-    """How many specs a request finds (no facets, no page)."""
-    hits = _match_query(snapshot, parse(request.q, snapshot.is_package))
-    for facet, values in request.filters.items():
+def _filtered(
+    snapshot: Snapshot, parsed: ParsedQuery, filters: Mapping[str, tuple[str, ...]]
+) -> BitMap:
+    """Documents matching the query text and every facet selection (no counts, no page)."""
+    hits = _match_query(snapshot, parsed)
+    for facet, values in filters.items():
         if not hits:
             break
         hits = hits & snapshot.selected(facet, values)
-    return len(hits)
+    return hits
+
+
+def count(snapshot: Snapshot, request: SearchRequest) -> int:
+    """How many specs a request finds (no facets, no page)."""
+    return len(_filtered(snapshot, parse(request.q, snapshot.is_package), request.filters))
 
 
 def relaxations(snapshot: Snapshot, request: SearchRequest) -> list[Relaxation]:
@@ -665,12 +674,11 @@ def _relaxed(
     filters: Mapping[str, tuple[str, ...]],
 ) -> Relaxation | None:
     q = request.q if q is None else q
-    try:
-        parse(q, lambda name: True)
-    except QueryError:
-        return None
     changed = SearchRequest(q=q, filters=filters, sort=request.sort, per_page=request.per_page)
-    return Relaxation(kind, label, q, filters, count(snapshot, changed))
+    try:
+        return Relaxation(kind, label, q, filters, count(snapshot, changed))
+    except QueryError:  # what is left does not parse: no help to offer
+        return None
 
 
 def _hints(snapshot: Snapshot, request: SearchRequest, words: list[str]) -> list[str]:
@@ -709,24 +717,15 @@ _VARIANT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 def _rest_hits(snapshot: Snapshot, request: SearchRequest, q: str) -> BitMap | None:
     try:
-        parsed = parse(q, snapshot.is_package)
+        return _filtered(snapshot, parse(q, snapshot.is_package), request.filters)
     except QueryError:
         return None
-    hits = _match_query(snapshot, parsed)
-    for facet, values in request.filters.items():
-        hits = hits & snapshot.selected(facet, values)
-    return hits
 
 
 # -- export: every hit, in the request's order, a chunk at a time ------------------------------
 
 EXPORT_CHUNK = 2000
 MAX_EXPORT = 1_000_000
-# The columns of an exported row, in order (a hit's fields; lists joined by ';' in CSV).
-EXPORT_FIELDS = (
-    "id", "package", "version", "tag", "hash", "compiler", "os", "platform", "target",
-    "variants", "stacks", "size", "tarball", "dependencies",
-)  # fmt: skip
 
 
 @dataclass
@@ -741,9 +740,7 @@ def export_hits(snapshot: Snapshot, request: SearchRequest, limit: int = MAX_EXP
     """The hits of a request in its sort order (BadRequest past `limit` hits); memory stays
     one chunk of specs whatever the total."""
     parsed = parse(request.q, snapshot.is_package)
-    hits = _match_query(snapshot, parsed)
-    for facet, values in request.filters.items():
-        hits = hits & snapshot.selected(facet, values)
+    hits = _filtered(snapshot, parsed, request.filters)
     if len(hits) > limit:
         raise BadRequest(
             f"the query has {len(hits):,} hits, more than the {limit:,} an export may hold: "
@@ -762,13 +759,3 @@ def export_hits(snapshot: Snapshot, request: SearchRequest, limit: int = MAX_EXP
                 yield snapshot.specs(int(r) for r in ranks[start : start + EXPORT_CHUNK])
 
     return Export(len(hits), chunks())
-
-
-def export_row(spec: Spec) -> dict[str, Any]:
-    """One exported spec: the hit's fields (dependencies as name@version/hash)."""
-    record = spec.to_record()
-    record["dependencies"] = [
-        f"{d.name}@{d.version}/{d.hash}" if d.version else f"{d.name}/{d.hash}"
-        for d in spec.dependencies
-    ]
-    return {name: record[name] for name in EXPORT_FIELDS}

@@ -14,7 +14,7 @@ from pyroaring import BitMap
 
 from searcher.documents import Spec
 from searcher.errors import BadRequest, NotFound, QueryError
-from searcher.query import MIN_HASH_PREFIX, parse
+from searcher.query import MIN_HASH_PREFIX
 from searcher.schema import FACET_NAMES, FACETS
 from searcher.search import (
     DEFAULT_PER_PAGE,
@@ -116,7 +116,7 @@ def search_page() -> ResponseReturnValue:
     result = search(snapshot(), request)
     links = PageLinks(result, expand, finds)
     # The constraints typed in the box, each a chip that removes it from the query.
-    parsed = parse(request.q, snapshot().is_package)
+    parsed = result.parsed
     query_chips = [(part, links.with_query(parsed.without(part))) for part in parsed.parts]
     # Nothing found: what each single change would find (hints first, then by count).
     relaxed = relaxations(snapshot(), request) if not result.total else []
