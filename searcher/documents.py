@@ -102,12 +102,7 @@ class Spec:
         """Names of the direct link and run dependencies (the dependency facet)."""
         if self.runtime_names is not None:
             return self.runtime_names
-        runtime = _RUNTIME
-        return tuple(
-            d.name
-            for d in self.dependencies
-            if runtime.get(d.deptypes) or (d.deptypes not in runtime and at_runtime(d.deptypes))
-        )
+        return tuple(d.name for d in self.dependencies if at_runtime(d.deptypes))
 
     def facet_values(self) -> dict[str, list[str]]:
         """The value(s) this spec holds for every facet (see schema.FACETS); compilers

@@ -8,13 +8,20 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from searcher.search import EXPORT_FIELDS, Export, export_row
+from searcher.documents import Spec
+from searcher.search import Export
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection);
 # such a value (from an outside listing) is written with a leading apostrophe. '+', '-'
 # and '~' start ordinary variants (+cuda, ~mpi) and are left alone.
 _FORMULA_START = ("=", "@", "\t", "\r")
+
+# The columns of an exported row, in order (a hit's fields; lists joined by ';' in CSV).
+EXPORT_FIELDS = (
+    "id", "package", "version", "tag", "hash", "compiler", "os", "platform", "target",
+    "variants", "stacks", "size", "tarball", "dependencies",
+)  # fmt: skip
 
 
 def lines(result: Export, kind: str) -> Iterator[str]:
@@ -46,3 +53,13 @@ def _cell(value: Any) -> str:
         return ""
     text = ";".join(value) if isinstance(value, list) else str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def export_row(spec: Spec) -> dict[str, Any]:
+    """One exported spec: the hit's fields (dependencies as name@version/hash)."""
+    record = spec.to_record()
+    record["dependencies"] = [
+        f"{d.name}@{d.version}/{d.hash}" if d.version else f"{d.name}/{d.hash}"
+        for d in spec.dependencies
+    ]
+    return {name: record[name] for name in EXPORT_FIELDS}
