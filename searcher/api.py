@@ -1,4 +1,5 @@
-"""The JSON API: /api/search (and its exports), /api/spec/<tag>/<hash>, /api/health."""
+"""The JSON API: /api/search (and its exports), /api/spec/<tag>/<hash>, /api/stats,
+/api/package/<name>, /api/compare, /api/suggest, /api/health."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import os
 
 from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
+from searcher.compare import compare
 from searcher.errors import BadRequest
 from searcher.export import FORMATS, lines
+from searcher.package import package_timeline, tag_diff
 from searcher.search import SearchRequest, export_hits, integer_param, search, spec_details
-from searcher.views import request_params, snapshot
+from searcher.views import compare_params, request_params, snapshot, stats_for
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 # Package names are shorter; a longer prefix completes nothing.
@@ -66,6 +69,34 @@ def suggest_json() -> Response:
 def spec_json(tag: str, hash_: str) -> Response:
     """One spec, its install commands and the other tags holding the same hash."""
     return jsonify(spec_details(snapshot(), tag, hash_).to_dict())
+
+
+@bp.get("/stats")
+def stats_json() -> Response:
+    """Specs, packages and bytes per tag; OS, target, stack, compiler and platform counts
+    and the largest packages, for ?tag= (default: every tag)."""
+    tag, counts = stats_for(snapshot(), request_params())
+    rows = snapshot().stats.tag_rows()
+    return jsonify({"tag": tag, "tags": rows, **counts})
+
+
+@bp.get("/package/<name>")
+def package_json(name: str) -> Response:
+    """A package across tags: builds per tag and version, and per snapshot over time."""
+    params = request_params()
+    if params:
+        raise BadRequest(f"unknown parameter '{next(iter(params))}': /api/package takes none")
+    return jsonify(package_timeline(snapshot(), name).to_dict())
+
+
+@bp.get("/compare")
+def compare_json() -> Response:
+    """Two specs side by side (a=<tag>/<hash>&b=<tag>/<hash>), or a package between two
+    tags (package=<name>&a=<tag>&b=<tag>)."""
+    package, a, b = compare_params(request_params())
+    if package is not None:
+        return jsonify(tag_diff(snapshot(), package, a, b).to_dict())
+    return jsonify(compare(snapshot(), a, b).to_dict())
 
 
 @bp.get("/health")

@@ -128,6 +128,23 @@ class FacetCounter:
             found.setdefault(value, []).append((-count, names[pair % len(names)]))
         return {v: [name for _, name in sorted(rows)[:limit]] for v, rows in found.items()}
 
+    def cross_counts(
+        self, docs: BitMap | FrozenBitMap, first: str, second: str
+    ) -> list[tuple[str, str, int]]:
+        """(value of first, value of second, documents) for every pair of values of two
+        single-valued facets that docs hold together: one pass over the two columns."""
+        ranks = ids(docs)
+        a = self._columns[first].of(ranks).astype(np.int64)
+        b = self._columns[second].of(ranks).astype(np.int64)
+        keep = (a >= 0) & (b >= 0)
+        width = len(self._store.values[second])
+        pairs, counts = np.unique(a[keep] * width + b[keep], return_counts=True)
+        names_a, names_b = self._store.values[first], self._store.values[second]
+        return [
+            (names_a[pair // width], names_b[pair % width], count)
+            for pair, count in zip(pairs.tolist(), counts.tolist(), strict=True)
+        ]
+
     def all_sorted(self, docs: BitMap | FrozenBitMap, facet: str) -> np.ndarray:
         """Every one of docs in a facet's sort order, then display order (an export)."""
         ranks = ids(docs)

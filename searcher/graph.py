@@ -444,6 +444,14 @@ class DependencyGraph:
             )
         ]
 
+    def children_of(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(child nodes, how many belong to each node): the direct dependencies of many
+        nodes at once, each node's in a run, in the order given."""
+        positions, _ = rows(self.arrays["dep_ptr"], nodes)
+        ptr = self.arrays["dep_ptr"]
+        children: np.ndarray = self.arrays["dep_child"][positions]
+        return children, ptr[nodes + 1] - ptr[nodes]
+
     def dependents(self, nodes: np.ndarray) -> BitMap:
         """Ranks of the documents that depend, anywhere in their DAG, on any of these nodes."""
         positions, _ = rows(self.arrays["used_ptr"], nodes)

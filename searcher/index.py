@@ -4,8 +4,10 @@ Layout of an index directory::
 
     index/
       CURRENT              name of the generation being served (replaced atomically)
-      gen-<stamp>/         one complete generation: meta.json, facets.bin, order.npy and
-        shards/<tag>/      one Whoosh index per build-cache tag (+ its postings.bin)
+      gen-<stamp>/         one complete generation: meta.json, facets.bin, order.npy,
+                           stats.json... (README, Layout) and
+        shards/<tag>/      one Whoosh index per build-cache tag (+ its postings.bin,
+                           hashes.npy, sizes.npy and export rows, rows.bin)
       .build-<stamp>-<pid>/  a generation being built; never served
       .lock                held (flock) by the one running reindex
 
@@ -33,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
@@ -42,7 +45,9 @@ from searcher.documents import Spec
 from searcher.errors import IndexUnavailable, ReindexRunning
 from searcher.graph import DependencyGraph, ShardGraph
 from searcher.hashes import HashIndex, save_shard_hashes
+from searcher.rows import Row, RowReader, RowWriter
 from searcher.schema import FACETS, SCHEMA_VERSION, make_schema
+from searcher.stats import SIZES_FILE, STATS_FILE, count_stats, merge_sizes, save_shard_sizes
 
 log = logging.getLogger(__name__)
 
@@ -238,16 +243,21 @@ class ShardWriter:
         directory.mkdir()
         self._ix = whoosh_index.create_in(str(directory), make_schema())
         self._writer = self._ix.writer(limitmb=limitmb)
+        self._rows = RowWriter(directory)  # the same rows again, for exports (rows.py)
         self.postings = ShardPostings()
         self._hashes: list[str] = []
+        self._sizes: list[int | None] = []
         self._checkpoints: dict[int, str] = {}  # docnum -> id, to verify the numbering
         self.count = 0
 
     def add(self, spec: Spec) -> None:
         """Add one spec as one document."""
-        self._writer.add_document(doc=spec.to_row())
+        row = spec.to_row()
+        self._writer.add_document(doc=row)
+        self._rows.add(row)
         self.postings.add(self.count, spec.facet_values())
         self._hashes.append(spec.hash)
+        self._sizes.append(spec.size)
         if self.count % 10_000 == 0:
             self._checkpoints[self.count] = spec.id
         self._last_id = spec.id
@@ -258,11 +268,13 @@ class ShardWriter:
         with contextlib.suppress(Exception):
             self._writer.cancel()
         self._ix.close()
+        self._rows.cancel()
 
     def finish(self, graph: ShardGraph | None = None) -> None:
         """Commit the documents, check their numbering, write the postings (and the
         shard's dependency graph, for specs from mirrors: graph.py)."""
         self._writer.commit()
+        self._rows.finish()
         if self.count:
             with self._ix.searcher() as searcher:
                 checkpoints = {**self._checkpoints, self.count - 1: self._last_id}
@@ -276,6 +288,7 @@ class ShardWriter:
         self._ix.close()
         self.postings.save(self.directory)
         save_shard_hashes(self.directory, self._hashes)
+        save_shard_sizes(self.directory, self._sizes)
         if graph is not None:
             if graph.docs != self.count:
                 raise RuntimeError(f"a graph of {graph.docs} documents for {self.count}")
@@ -284,17 +297,22 @@ class ShardWriter:
 
 def write_generation(directory: Path, shards: list[dict[str, Any]], meta: dict[str, Any]) -> int:
     """Merge the shards (in the given order) into the generation's files: the bitmap store
-    (facets.bin, order.npy), the value columns, the sorted hashes and the dependency
-    graph; then its meta.json.
+    (facets.bin, order.npy), the value columns, the sorted hashes, the sizes, the
+    dependency graph and the stats (stats.py); then its meta.json.
     Returns the number of documents."""
     shard_dirs = [directory / SHARDS_DIR / s["dir"] for s in shards]
     store = BitmapStore.merge([ShardPostings.load(d) for d in shard_dirs])
     store.save(directory)
-    for facet in FACETS:
-        Column.build(store.bitmaps[facet.name], store.doc_count, facet.multi).save(
-            directory, facet.name
-        )
+    columns = {
+        f.name: Column.build(store.bitmaps[f.name], store.doc_count, f.multi) for f in FACETS
+    }
+    for name, column in columns.items():
+        column.save(directory, name)
     HashIndex.merge(shard_dirs, store.order).save(directory)
+    sizes = merge_sizes(shard_dirs, store.order)
+    np.save(directory / SIZES_FILE, sizes, allow_pickle=False)
+    stats = count_stats(store, columns, sizes)
+    (directory / STATS_FILE).write_text(json.dumps(stats, separators=(",", ":")) + "\n")
     DependencyGraph.merge(shard_dirs, [s["docs"] for s in shards], store.rank_of).save(directory)
     meta = {
         **meta,
@@ -326,9 +344,10 @@ def link_shard(source: Path, target: Path) -> None:
 
 
 class ShardReader:
-    """One shard opened for reading: its stored specs (Whoosh)."""
+    """One shard opened for reading: its stored specs (Whoosh), and its export rows
+    (rows.py)."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, docs: int):
         # Without mmap: Whoosh turns a mapped segment into resident memory (20 shards of the
         # 1M-spec benchmark: 371 MB with mmap, 10 MB without); we read a page of stored
         # specs and a few terms per request, which plain file reads serve as fast.
@@ -336,13 +355,29 @@ class ShardReader:
         self._searcher = self._ix.searcher()
         # Whoosh's readers share file objects: one look-up at a time per shard.
         self._lock = threading.Lock()
+        try:
+            self._rows = RowReader(directory, docs)
+        except (OSError, ValueError):
+            self.close()
+            raise
 
     def specs(self, numbers: Iterable[int]) -> list[Spec]:
         """The stored specs of these document numbers, in order."""
+        return [Spec.from_row(row) for row in self.rows(numbers)]
+
+    def rows(self, numbers: Iterable[int]) -> list[tuple[Any, ...]]:
+        """The stored rows (documents.ROW_FIELDS) of these document numbers, in order."""
+        stored = self._searcher.stored_fields
         with self._lock:
-            return [Spec.from_row(self._searcher.stored_fields(n)["doc"]) for n in numbers]
+            return [tuple(stored(n)["doc"]) for n in numbers]
+
+    def export_rows(self, numbers: list[int]) -> list[Row]:
+        """The same rows from the export file: many at a time, for exports."""
+        return self._rows.rows(numbers)
 
     def close(self) -> None:
-        """Release the Whoosh searcher and its files."""
+        """Release the Whoosh searcher, its files and the export rows."""
         self._searcher.close()
         self._ix.close()
+        if hasattr(self, "_rows"):
+            self._rows.close()

@@ -11,7 +11,9 @@ from whoosh import fields
 # 5: the dependency facet and graph (dep_*.npy, used_*.npy, graph.json).
 # 6: no `id` field in Whoosh (its one posting list per document was a third of a
 #    mirror shard's build time); `<tag>/<hash>` is found through hashes.npy.
-SCHEMA_VERSION = 6
+# 7: sizes.npy (shards and generations), stats.json (stats.py), and each shard's
+#    export rows (rows.bin, rows-offsets.npy: rows.py).
+SCHEMA_VERSION = 7
 
 
 @dataclass(frozen=True)

@@ -728,12 +728,17 @@ EXPORT_CHUNK = 2000
 MAX_EXPORT = 1_000_000
 
 
+# An exported hit: its stored row (documents.ROW_FIELDS) and its direct dependencies as
+# `name@version/hash`.
+ExportRow = tuple[tuple[Any, ...], list[str]]
+
+
 @dataclass
 class Export:
-    """Every hit of a request: how many, and the specs in order, read a chunk at a time."""
+    """Every hit of a request: how many, and the rows in order, read a chunk at a time."""
 
     total: int
-    chunks: Iterator[list[Spec]]
+    chunks: Iterator[list[ExportRow]]
 
 
 def export_hits(snapshot: Snapshot, request: SearchRequest, limit: int = MAX_EXPORT) -> Export:
@@ -753,9 +758,9 @@ def export_hits(snapshot: Snapshot, request: SearchRequest, limit: int = MAX_EXP
     else:
         groups = [ids(hits)]
 
-    def chunks() -> Iterator[list[Spec]]:
+    def chunks() -> Iterator[list[ExportRow]]:
         for ranks in groups:
             for start in range(0, len(ranks), EXPORT_CHUNK):
-                yield snapshot.specs(int(r) for r in ranks[start : start + EXPORT_CHUNK])
+                yield snapshot.export_rows(ranks[start : start + EXPORT_CHUNK])
 
     return Export(len(hits), chunks())

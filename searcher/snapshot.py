@@ -14,10 +14,12 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import json
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
@@ -31,6 +33,7 @@ from searcher.graph import DependencyGraph, Node
 from searcher.hashes import HashIndex
 from searcher.index import SHARDS_DIR, IndexDir, ShardReader, read_meta
 from searcher.schema import FACET_BY_NAME, FACETS, SCHEMA_VERSION
+from searcher.stats import STATS_FILE, Stats, load_sizes
 from searcher.terms import Matcher, TermIndex
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,8 @@ class Snapshot:
             }
             self._hashes = HashIndex.load(directory, store.doc_count)
             self._graph = DependencyGraph.load(directory, store.doc_count)
+            self.sizes = load_sizes(directory, store.doc_count)
+            self.stats = Stats(json.loads((directory / STATS_FILE).read_text()))
             # Where each rank's hash sits in the sorted hashes: a dependency's hash by rank.
             self._hash_at = np.empty(store.doc_count, dtype=np.int32)
             self._hash_at[self._hashes.ranks] = np.arange(store.doc_count, dtype=np.int32)
@@ -69,7 +74,8 @@ class Snapshot:
             self._identities: dict[int, tuple[str, str, str]] = {}
             offsets = [0]
             for shard in self.meta["shards"]:
-                self._shards.append(ShardReader(directory / SHARDS_DIR / shard["dir"]))
+                path = directory / SHARDS_DIR / shard["dir"]
+                self._shards.append(ShardReader(path, int(shard["docs"])))
                 offsets.append(offsets[-1] + int(shard["docs"]))
             if offsets[-1] != store.doc_count:
                 raise ValueError(f"its shards hold {offsets[-1]} documents, not {store.doc_count}")
@@ -77,6 +83,8 @@ class Snapshot:
             self._terms = TermIndex(store)
             self._counter = FacetCounter(store, columns)
             self._offsets = offsets[:-1]
+            self._offsets_array = np.array(offsets[:-1], dtype=np.int64)
+            self._labels: dict[int, str] = {}  # graph node -> name@version/hash (exports)
             self._shard_of_tag = {s["tag"]: i for i, s in enumerate(self.meta["shards"])}
         except Exception as exc:
             # A damaged or foreign generation, whatever the damage: its files come from
@@ -181,6 +189,11 @@ class Snapshot:
         """value -> the packages of docs that hold it (most first, at most `limit`)."""
         return self._counter.packages_holding(facet, docs, values, limit)
 
+    def cross_counts(self, docs: DocSet, first: str, second: str) -> list[tuple[str, str, int]]:
+        """(value of first, value of second, documents of docs holding both), for two
+        single-valued facets (tag and version...)."""
+        return self._counter.cross_counts(docs, first, second)
+
     def all_sorted(self, docs: BitMap, facet: str) -> np.ndarray:
         """Every rank of docs in a facet's sort order (version, tag)."""
         return self._counter.all_sorted(docs, facet)
@@ -202,6 +215,48 @@ class Snapshot:
             deps = self._dependencies(number)
             found.append(dataclasses.replace(spec, dependencies=deps) if deps else spec)
         return found
+
+    def export_rows(self, ranks: np.ndarray) -> list[tuple[tuple[Any, ...], list[str]]]:
+        """(stored row, direct dependencies as `name@version/hash`) of each of these
+        documents, in order: what an export writes, read without making a Spec or a
+        Dependency per row (an export is a million of them)."""
+        numbers = np.asarray(self._store.order[ranks], dtype=np.int64)
+        # Read in document-number order (one call per shard, each file front to back),
+        # then put the rows back in the order asked for.
+        ascending = np.argsort(numbers, kind="stable")
+        by_number = numbers[ascending]
+        shard_of = np.searchsorted(self._offsets_array, by_number, side="right") - 1
+        local = by_number - self._offsets_array[shard_of]
+        read: list[tuple[Any, ...]] = []
+        cuts = np.flatnonzero(np.diff(shard_of)) + 1
+        for start, stop in zip([0, *cuts.tolist()], [*cuts.tolist(), len(numbers)], strict=True):
+            if start < stop:
+                shard = self._shards[int(shard_of[start])]
+                try:
+                    read.extend(shard.export_rows(local[start:stop].tolist()))
+                except ValueError as exc:
+                    raise IndexUnavailable(f"index generation {self.name}: {exc}") from exc
+        stored: list[tuple[Any, ...]] = [()] * len(read)
+        for position, row in zip(ascending.tolist(), read, strict=True):
+            stored[position] = row
+        children, counts = self._graph.children_of(numbers)
+        # Rows share dependencies: label each distinct one once.
+        distinct, inverse = np.unique(children, return_inverse=True)
+        labels, label = self._labels, self._label
+        known = np.array([labels.get(c) or label(c) for c in distinct.tolist()], dtype=object)
+        names = known[inverse].tolist() if len(children) else []
+        found, at = [], 0
+        for row, n in zip(stored, counts.tolist(), strict=True):
+            found.append((row, names[at : at + n]))
+            at += n
+        return found
+
+    def _label(self, node: int) -> str:
+        name, version, hash_ = self.node_identity(node)
+        text = f"{name}@{version}/{hash_}" if version else f"{name}/{hash_}"
+        if len(self._labels) < MAX_CACHED_IDENTITIES:
+            self._labels[node] = text
+        return text
 
     def _dependencies(self, number: int) -> tuple[Dependency, ...]:
         identity, known = self.node_identity, self._identities
@@ -285,6 +340,16 @@ class Snapshot:
             if self._value_of("tag", rank) == tag:
                 return rank
         return None
+
+    def tags_of_hash(self, hash_: str) -> list[str]:
+        """The tags listing this exact hash, in the tag facet's order."""
+        tags = [self._value_of("tag", rank) for rank in self._hashes.exactly(hash_)]
+        return self.in_sort_order("tag", tags)
+
+    def hashes_of(self, docs: DocSet) -> list[str]:
+        """The hashes of a set of documents, in rank order."""
+        ranks = np.frombuffer(docs.to_array(), dtype=np.uint32).astype(np.int64)
+        return [h.decode("ascii") for h in self._hashes.hashes[self._hash_at[ranks]].tolist()]
 
     def ranks_for_hash(self, hash_: str) -> list[int]:
         """Every document (one per tag) listing this exact hash."""

@@ -1,10 +1,12 @@
-"""The search page and the spec pages: HTML over the same SearchResult as the API."""
+"""The HTML pages: search, spec, stats, package and compare, over the same answers as the
+JSON API."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote_plus
 
 from flask import Blueprint, current_app, redirect, render_template, url_for
@@ -12,8 +14,11 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
 from pyroaring import BitMap
 
+from searcher.charts import Chart, bar_chart, size_text
+from searcher.compare import compare
 from searcher.documents import Spec
 from searcher.errors import BadRequest, NotFound, QueryError
+from searcher.package import package_timeline, tag_diff
 from searcher.query import MIN_HASH_PREFIX
 from searcher.schema import FACET_NAMES, FACETS
 from searcher.search import (
@@ -29,7 +34,8 @@ from searcher.search import (
     spec_details,
     visible,
 )
-from searcher.views import request_params, snapshot
+from searcher.stats import tag_date, timeline
+from searcher.views import compare_params, request_params, snapshot, stats_for
 
 bp = Blueprint("web", __name__)
 # A facet's value search: `find_variant=cuda` lists the variant values holding "cuda".
@@ -275,6 +281,152 @@ def spec_page(tag: str, hash_: str) -> ResponseReturnValue:
                 return redirect(url_for("web.spec_page", tag=tag, hash_=specs[0].hash))
         raise
     return render_template("spec.html", details=details, spec=details.spec)
+
+
+# Bars per facet chart of the stats page (the search page's facet lists every value).
+MAX_BARS = 30
+# Other builds offered to compare a spec with.
+MAX_CANDIDATES = 40
+
+
+@bp.app_template_filter("size")
+def size_filter(size: int) -> str:
+    """A byte count for people (1.5 KiB, 2.3 GiB)."""
+    return size_text(size)
+
+
+@bp.get("/stats")
+def stats_page() -> ResponseReturnValue:
+    """Specs per tag over time; OS, target, stack and compiler of a tag; the largest
+    packages: SVG bar charts, every bar a link into the search."""
+    snap = snapshot()
+    tag, counts = stats_for(snap, request_params())
+    rows = snap.stats.tag_rows()
+    by_tag = {row["tag"]: row for row in rows}
+    snapshots, releases = timeline(snap.stats.tags)
+    charts: list[Chart] = [
+        bar_chart(
+            "chart-snapshots",
+            "Specs per snapshot, oldest first (develop: now)",
+            [(t, by_tag[t]["specs"], url_for("web.search_page", tag=t)) for t in snapshots],
+        )
+    ]
+    if releases:
+        charts.append(
+            bar_chart(
+                "chart-releases",
+                "Specs per release",
+                [(t, by_tag[t]["specs"], url_for("web.search_page", tag=t)) for t in releases],
+            )
+        )
+    scope = {"tag": tag} if tag else {}
+    where = tag or "all tags"
+    facet_charts = []
+    for facet, label in (
+        ("os", "OS"),
+        ("target", "Target"),
+        ("stack", "Stack"),
+        ("compiler", "Compiler"),
+    ):
+        held = list(counts[facet].items())
+        chart = bar_chart(
+            f"chart-{facet}",
+            f"{label}, {where}"
+            + (f" (the {MAX_BARS} largest of {len(held)})" if len(held) > MAX_BARS else ""),
+            [(v, n, _search_url({**scope, facet: v})) for v, n in held[:MAX_BARS]],
+        )
+        facet_charts.append(chart)
+    sized = counts["sized"] > 0
+    largest = counts["largest"]  # most bytes, then most specs (stats.count_stats)
+    facet_charts.append(
+        bar_chart(
+            "chart-largest",
+            f"Largest packages, {where}, by " + ("size" if sized else "builds (no sizes listed)"),
+            [
+                (
+                    p["package"],
+                    p["bytes"] if sized else p["specs"],
+                    _search_url({**scope, "package": p["package"]}),
+                )
+                for p in largest
+            ],
+            unit="bytes" if sized else "specs",
+        )
+    )
+    return render_template(
+        "stats.html", tag=tag, counts=counts, rows=rows, charts=charts, facet_charts=facet_charts
+    )
+
+
+def _search_url(filters: dict[str, Any]) -> str:
+    """The search page with these facet values selected."""
+    return url_for("web.search_page", **filters)
+
+
+@bp.get("/package/<name>")
+def package_page(name: str) -> ResponseReturnValue:
+    """A package across tags: the tag x version grid, its build count per snapshot."""
+    params = request_params()
+    if params:
+        raise BadRequest(f"unknown parameter '{next(iter(params))}': /package takes none")
+    found = package_timeline(snapshot(), name)
+    package = found.package
+    charts = [
+        bar_chart(
+            "chart-timeline",
+            f"Builds of {package} per snapshot, oldest first (develop: now)",
+            [
+                (t, n, url_for("web.search_page", tag=t, package=package))
+                for t, n in found.snapshots
+            ],
+            unit="builds",
+        )
+    ]
+    if found.releases:
+        charts.append(
+            bar_chart(
+                "chart-package-releases",
+                f"Builds of {package} per release",
+                [
+                    (t, n, url_for("web.search_page", tag=t, package=package))
+                    for t, n in found.releases
+                ],
+                unit="builds",
+            )
+        )
+    return render_template(
+        "package.html", found=found, charts=charts, tags=snapshot().stats.tags, tag_date=tag_date
+    )
+
+
+@bp.get("/compare")
+def compare_page() -> ResponseReturnValue:
+    """Two specs side by side; a package between two tags; or, given only a=, the builds
+    to compare a spec with."""
+    params = request_params()
+    if list(params) == ["a"] or (set(params) == {"a", "b"} and not "".join(params["b"]).strip()):
+        return _compare_candidates(params["a"][0].strip())
+    package, a, b = compare_params(params)
+    if package is not None:
+        return render_template("compare_tags.html", diff=tag_diff(snapshot(), package, a, b))
+    return render_template("compare.html", comparison=compare(snapshot(), a, b))
+
+
+def _compare_candidates(doc_id: str) -> ResponseReturnValue:
+    snap = snapshot()
+    rank = snap.rank_for_id(doc_id)
+    if rank is None:
+        raise NotFound(f"parameter 'a': no spec {doc_id} in the index")
+    (spec,) = snap.specs([rank])
+    same = snap.value_set("package", spec.package)
+    here = same & snap.value_set("tag", spec.tag)
+    # Builds of the package in its tag first, then in the other tags (display order).
+    ranks = [r for r in here[: MAX_CANDIDATES + 1] if r != rank][:MAX_CANDIDATES]
+    if len(ranks) < MAX_CANDIDATES:
+        ranks += list((same - here)[: MAX_CANDIDATES - len(ranks)])
+    return render_template(
+        "compare_pick.html", spec=spec, candidates=snap.specs(ranks), total=len(same) - 1
+    )
 
 
 class PageLinks:

@@ -127,6 +127,33 @@ def test_a_damaged_array_of_a_generation_is_a_503_naming_it_and_reindex_full_rep
     assert client_for(index).get("/api/search?q=keras").get_json()["total"] > 0
 
 
+def shard_file(generation: Path, name: str) -> Path:
+    shards = json.loads((generation / "meta.json").read_text())["shards"]
+    shard = next(s for s in shards if s["docs"])
+    return generation / "shards" / shard["dir"] / name
+
+
+@pytest.mark.parametrize("name", ["sizes.npy", "stats.json", "rows.bin", "rows-offsets.npy"])
+@pytest.mark.parametrize("damage", ["missing", "too short", "garbage"])
+def test_damaged_sizes_stats_or_export_rows_are_a_503_naming_the_generation(
+    index, corpus, client_for, name, damage
+):
+    generation = index / (index / "CURRENT").read_text().strip()
+    path = shard_file(generation, name) if name.startswith("rows") else generation / name
+    if damage == "missing":
+        path.unlink()
+    elif damage == "too short":
+        path.write_bytes(path.read_bytes()[:-7])
+    else:
+        path.write_bytes(b"\x93NUMPY garbage" if name.endswith(".npy") else b"\xc1garbage{")
+    response = client_for(index).get("/api/stats")
+    assert response.status_code == 503, response.get_json()
+    message = response.get_json()["error"]["message"]
+    assert message.startswith(f"cannot open index generation {generation}: ")
+    assert cli("reindex", "--full", "--source", corpus, "--index", index).exit_code == 0
+    assert client_for(index).get("/api/stats").status_code == 200
+
+
 def test_a_reindex_that_indexes_nothing_never_deletes_a_generation(index, tmp_path, client_for):
     generations = sorted(p.name for p in index.glob("gen-*"))
     damage_with_garbage(index)

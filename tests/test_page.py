@@ -41,12 +41,27 @@ def specs(corpus):
 
 def views(specs) -> dict[str, str]:
     spec = next(s for s in specs if s["package"] == "py-jax" and s["tag"] == "develop")
+    # acl is in every tag of the corpus: a build of develop and one of another tag.
+    acl = next(s for s in specs if s["package"] == "acl" and s["tag"] == "develop")
+    other = next(
+        s
+        for s in specs
+        if s["package"] == "acl" and s["tag"] != "develop" and s["hash"] != acl["hash"]
+    )
     return {
         "front": "/search?tag=develop",
         "results": "/search?" + urlencode({"q": "py-jax", "tag": "develop", "os": "ubuntu22.04"}),
         "spec": f"/spec/{spec['tag']}/{spec['hash']}",
         "error": "/search?" + urlencode({"q": "py-jax @@1", "tag": "develop"}),
         "empty": "/search?" + urlencode({"q": "py-jax >=0.4.31", "tag": "develop"}),
+        "stats": "/stats",
+        "stats-tag": "/stats?tag=develop",
+        "package": "/package/acl",
+        "compare-pick": f"/compare?a=develop/{acl['hash']}",
+        "compare": "/compare?"
+        + urlencode({"a": f"develop/{acl['hash']}", "b": f"{other['tag']}/{other['hash']}"}),
+        "compare-tags": "/compare?"
+        + urlencode({"package": "acl", "a": "develop-2025-03-23", "b": "develop"}),
     }
 
 
