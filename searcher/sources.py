@@ -490,9 +490,18 @@ def _spec(entry: object, tag: str, package: str) -> Spec:
         len(compiler), len(os_), len(platform), len(target), len(version), len(tarball or "")
     )
     if longest > MAX_VALUE_CHARS or max(map(len, variants + stacks), default=0) > MAX_VALUE_CHARS:
-        every = [compiler, os_, platform, target, version, tarball or "", *variants, *stacks]
-        value = next(v for v in every if len(v) > MAX_VALUE_CHARS)
+        longer = [compiler, os_, platform, target, version, tarball or "", *variants, *stacks]
+        value = next(v for v in longer if len(v) > MAX_VALUE_CHARS)
         raise ValueError(f"value {show(value)} is longer than {MAX_VALUE_CHARS} characters")
+    every = [package, compiler, os_, platform, target, version, tarball or "", *variants, *stacks]
+    if not "".join(every).isascii():  # the rare case: find a value that is not text
+        for value in every:
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"value {show(value)} holds a lone surrogate: not text (YAML's \\ud800)"
+                ) from None
     return Spec(
         tag=tag,
         package=package,

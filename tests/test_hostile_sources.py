@@ -261,3 +261,21 @@ def test_a_page_at_the_size_limit_is_read(tmp_path):
     result = cli("reindex", "--source", source, "--index", tmp_path / "ix")
     assert result.exit_code == 0, result.output
     assert summary(result.stdout) == (1, 1, 0, 0)
+
+
+def test_a_value_that_is_not_text_is_reported_and_the_rest_exported(tmp_path):
+    # "\ud800" in JSON or YAML gives a lone surrogate: a str that UTF-8 cannot encode.
+    source = tmp_path / "src"
+    text = page("t", "zlib", [spec("a" * 32, variants=["+ok"]), spec("b" * 32, variants=["+x"])])
+    path = write(source, "t/zlib/specs.md", text.replace('"+x"', '"+x\\ud800"'))
+    index = tmp_path / "ix"
+    result = cli("reindex", "--source", source, "--index", index)
+    assert result.exit_code == 0, result.output
+    assert problems(result.stderr, path) == [
+        f"{path}: spec_details[1]: value '+x\\ud800' holds a lone surrogate: not text "
+        "(YAML's \\ud800)"
+    ]
+    assert searchable(index) == 1
+    for kind in ("csv", "ndjson"):
+        exported = cli("search", "zlib", "--index", index, "--format", kind)
+        assert exported.exit_code == 0 and "a" * 32 in exported.stdout
