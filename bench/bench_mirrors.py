@@ -15,6 +15,7 @@ Prints, all measured in this one run (quote medians and ratios; the machines are
   p95 of 40 runs, each ^ class against a baseline in the same process: walking the
   reversed dependency edges breadth first (what an index without the precomputed
   dependents would do), same documents, same answer;
+- stats, package, compare and export requests (bench_reports.py);
 - the RSS of a serving process after the mix over HTTP.
 """
 
@@ -37,6 +38,7 @@ from urllib.parse import urlencode
 import msgspec
 import numpy as np
 import orjson
+from bench_reports import bench_reports
 from bench_search import bench_server
 from common import ROOT, dir_size, percentile, query_mix, timed
 from pyroaring import BitMap
@@ -269,6 +271,7 @@ def main() -> None:
     said = again["output"].splitlines()[-1]
     print(f"reindex, nothing changed: {again['seconds']:.1f} s wall ({said})")
     bench_queries(index, args.repeat)
+    bench_reports(index, args.repeat)
     app = create_app({"INDEX_DIR": str(index)})
     mix = query_mix(lambda url: app.test_client().get(url).get_json()) + DEPENDENCY_CLASSES
     app.extensions["searcher.index"].close()
