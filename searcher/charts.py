@@ -60,7 +60,7 @@ def bar_chart(
             value=value,
             text=size_text(value) if unit == "bytes" else count_text(value, unit),
             href=href,
-            percent=round(MAX_BAR_PERCENT * value / top, 2) if top else 0.0,
+            percent=round(MAX_BAR_PERCENT * max(0, value) / top, 2) if top > 0 else 0.0,
             y=i * ROW_HEIGHT,
         )
         for i, (label, value, href) in enumerate(rows)

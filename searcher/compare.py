@@ -14,7 +14,10 @@ from typing import Any
 
 from searcher.documents import Spec
 from searcher.errors import BadRequest, NotFound
+from searcher.query import MIN_HASH_PREFIX
+from searcher.search import check_characters
 from searcher.snapshot import Snapshot
+from searcher.sources import show
 
 FIELDS = ("package", "version", "tag", "hash", "compiler", "os", "platform", "target")
 
@@ -78,17 +81,32 @@ def _by_name(values: list[tuple[str, str]]) -> dict[str, str]:
     return {name: ", ".join(sorted(held)) for name, held in found.items()}
 
 
+def spec_rank(snapshot: Snapshot, which: str, doc_id: str) -> int:
+    """The document a parameter names: `<tag>/<hash>`, or `<tag>/<prefix>` with the 7+
+    characters a result shows when one build of the tag starts with them. BadRequest for
+    a malformed or ambiguous one, NotFound when the index has none."""
+    check_characters(which, doc_id)
+    tag, slash, hash_ = doc_id.partition("/")
+    if not (tag and slash and hash_):
+        raise BadRequest(f"parameter '{which}' must be <tag>/<hash>, not {show(doc_id)}")
+    rank = snapshot.rank_for_id(doc_id)
+    if rank is None and len(hash_) >= MIN_HASH_PREFIX and hash_.isalnum():
+        tagged = snapshot.value_set("tag", snapshot.canonical("tag", tag))
+        found = snapshot.hash_prefix_set(hash_.lower()) & tagged
+        if len(found) > 1:
+            raise BadRequest(
+                f"parameter '{which}': {len(found)} builds of {show(tag)} have hashes "
+                f"starting with {show(hash_)}: give more of it"
+            )
+        rank = found.min() if found else None
+    if rank is None:
+        raise NotFound(f"parameter '{which}': no spec {show(doc_id)} in the index")
+    return int(rank)
+
+
 def compare(snapshot: Snapshot, a: str, b: str) -> Comparison:
-    """Compare the specs `a` and `b` (each `<tag>/<hash>`)."""
-    specs = []
-    for which, doc_id in (("a", a), ("b", b)):
-        tag, slash, hash_ = doc_id.partition("/")
-        if not (tag and slash and hash_):
-            raise BadRequest(f"parameter '{which}' must be <tag>/<hash>, not '{doc_id}'")
-        rank = snapshot.rank_for_id(doc_id)
-        if rank is None:
-            raise NotFound(f"parameter '{which}': no spec {doc_id} in the index")
-        specs.append(snapshot.specs([rank])[0])
+    """Compare the specs `a` and `b` (each `<tag>/<hash>`, or a unique hash prefix)."""
+    specs = [snapshot.specs([spec_rank(snapshot, w, d)])[0] for w, d in (("a", a), ("b", b))]
     left, right = specs
     rows = [Row(name, getattr(left, name), getattr(right, name)) for name in FIELDS]
     variants = [_by_name([(variant_name(v), v) for v in s.variants]) for s in specs]

@@ -35,7 +35,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
@@ -47,7 +46,7 @@ from searcher.graph import DependencyGraph, ShardGraph
 from searcher.hashes import HashIndex, save_shard_hashes
 from searcher.rows import Row, RowReader, RowWriter
 from searcher.schema import FACETS, SCHEMA_VERSION, make_schema
-from searcher.stats import SIZES_FILE, STATS_FILE, count_stats, merge_sizes, save_shard_sizes
+from searcher.stats import STATS_FILE, count_stats, merge_sizes, save_shard_sizes
 
 log = logging.getLogger(__name__)
 
@@ -297,8 +296,8 @@ class ShardWriter:
 
 def write_generation(directory: Path, shards: list[dict[str, Any]], meta: dict[str, Any]) -> int:
     """Merge the shards (in the given order) into the generation's files: the bitmap store
-    (facets.bin, order.npy), the value columns, the sorted hashes, the sizes, the
-    dependency graph and the stats (stats.py); then its meta.json.
+    (facets.bin, order.npy), the value columns, the sorted hashes, the dependency graph
+    and the stats (stats.py, counted with the shards' sizes); then its meta.json.
     Returns the number of documents."""
     shard_dirs = [directory / SHARDS_DIR / s["dir"] for s in shards]
     store = BitmapStore.merge([ShardPostings.load(d) for d in shard_dirs])
@@ -309,9 +308,7 @@ def write_generation(directory: Path, shards: list[dict[str, Any]], meta: dict[s
     for name, column in columns.items():
         column.save(directory, name)
     HashIndex.merge(shard_dirs, store.order).save(directory)
-    sizes = merge_sizes(shard_dirs, store.order)
-    np.save(directory / SIZES_FILE, sizes, allow_pickle=False)
-    stats = count_stats(store, columns, sizes)
+    stats = count_stats(store, columns, merge_sizes(shard_dirs, store.order))
     (directory / STATS_FILE).write_text(json.dumps(stats, separators=(",", ":")) + "\n")
     DependencyGraph.merge(shard_dirs, [s["docs"] for s in shards], store.rank_of).save(directory)
     meta = {

@@ -13,7 +13,9 @@ from typing import Any
 
 from searcher.documents import Spec
 from searcher.errors import BadRequest, NotFound
+from searcher.search import check_characters
 from searcher.snapshot import Snapshot
+from searcher.sources import show
 from searcher.stats import tag_date, timeline
 
 # Builds listed per side of a tag diff (their counts are always whole).
@@ -65,10 +67,11 @@ class PackageTimeline:
 def package_docs(snapshot: Snapshot, name: str) -> tuple[str, Any]:
     """(the index's spelling of a package, its documents); NotFound with the nearest
     names when the index has no such package."""
+    check_characters("package", name)
     if not snapshot.is_package(name):
         near = snapshot.closest(["package"], name)
         hint = f"; did you mean {', '.join(near[:3])}?" if near else ""
-        raise NotFound(f"no package '{name}' in the index{hint}")
+        raise NotFound(f"no package {show(name)} in the index{hint}")
     canonical = snapshot.canonical("package", name)
     return canonical, snapshot.value_set("package", canonical)
 
@@ -132,7 +135,7 @@ def tag_diff(snapshot: Snapshot, name: str, a: str, b: str) -> TagDiff:
     for which, tag in (("a", a), ("b", b)):
         canonical = snapshot.canonical("tag", tag)
         if not snapshot.value_set("tag", canonical):
-            raise BadRequest(f"parameter '{which}': no tag '{tag}' in the index")
+            raise BadRequest(f"parameter '{which}': no tag {show(tag)} in the index")
         tags.append(canonical)
     ranks = [docs & snapshot.value_set("tag", tag) for tag in tags]
     hashes = [dict(zip(snapshot.hashes_of(r), r, strict=True)) for r in ranks]

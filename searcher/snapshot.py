@@ -33,7 +33,7 @@ from searcher.graph import DependencyGraph, Node
 from searcher.hashes import HashIndex
 from searcher.index import SHARDS_DIR, IndexDir, ShardReader, read_meta
 from searcher.schema import FACET_BY_NAME, FACETS, SCHEMA_VERSION
-from searcher.stats import STATS_FILE, Stats, load_sizes
+from searcher.stats import STATS_FILE, Stats
 from searcher.terms import Matcher, TermIndex
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,6 @@ class Snapshot:
             }
             self._hashes = HashIndex.load(directory, store.doc_count)
             self._graph = DependencyGraph.load(directory, store.doc_count)
-            self.sizes = load_sizes(directory, store.doc_count)
             self.stats = Stats(json.loads((directory / STATS_FILE).read_text()))
             # Where each rank's hash sits in the sorted hashes: a dependency's hash by rank.
             self._hash_at = np.empty(store.doc_count, dtype=np.int32)

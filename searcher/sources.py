@@ -518,15 +518,19 @@ def _spec(entry: object, tag: str, package: str) -> Spec:
     )
 
 
+# A size past this (1 TiB) is no package archive: unknown. Stats sum sizes in int64.
+MAX_SIZE = 2**40
+
+
 def _size(value: object) -> int | None:
     # The listing prints "-" for an unknown size today; keep real byte counts if they appear.
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) and 0 <= value < 2**63:
+    if isinstance(value, int) and 0 <= value <= MAX_SIZE:
         return value
     if isinstance(value, str) and value.isascii() and value.strip().isdigit():
         number = int(value.strip()) if len(value) < 20 else None
-        return number if number is not None and number < 2**63 else None
+        return number if number is not None and number <= MAX_SIZE else None
     return None
 
 

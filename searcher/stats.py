@@ -9,8 +9,8 @@ counts of the same generation: the stack count of a tag here is what /api/search
 counts for that stack.
 
 Sizes (bytes) come from the listing's ``size`` field: each shard records its documents'
-sizes in document order (``sizes.npy``, -1 where a spec has none) and a generation lays
-them out by rank (``sizes.npy``), as hashes.py does with hashes.
+sizes in document order (``sizes.npy``, -1 where a spec has none); a reindex lays them out
+by rank for counting (nothing reads them when serving).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from searcher.bitmaps import BitmapStore, value_order
-from searcher.columns import Column, mapped
+from searcher.columns import Column
 from searcher.versions import parse_version
 
 STATS_FILE = "stats.json"
@@ -57,14 +57,6 @@ def merge_sizes(shard_dirs: Sequence[Path], order: np.ndarray) -> np.ndarray:
         raise ValueError(f"the shards' sizes do not fit {len(order)} documents")
     sized: np.ndarray = by_number[order]
     return sized
-
-
-def load_sizes(directory: Path, doc_count: int) -> np.ndarray:
-    """A generation's sizes by rank, memory-mapped; ValueError if they do not fit."""
-    sizes = mapped(directory / SIZES_FILE)
-    if sizes.dtype != np.int64 or len(sizes) != doc_count:
-        raise ValueError(f"{directory / SIZES_FILE}: not the sizes of {doc_count} documents")
-    return sizes
 
 
 # -- tags ---------------------------------------------------------------------------------
@@ -161,11 +153,17 @@ def count_stats(
     return {"format": FORMAT, "tags": order, "all": everything, "by_tag": by_name}
 
 
+# Byte totals saturate here rather than wrap (int64): 8 EiB is no real build cache.
+MAX_TOTAL = 2**63 - 1
+
+
 def _sums(keys: np.ndarray, weights: np.ndarray, length: int) -> np.ndarray:
     """Integer sums of weights by key (np.bincount's weights are floats, exact only to
-    2**53 bytes in all)."""
+    2**53 bytes in all), saturated at MAX_TOTAL where the float sums say they would wrap."""
     total = np.zeros(length, dtype=np.int64)
     np.add.at(total, keys, weights)
+    approx = np.bincount(keys, weights=weights.astype(np.float64), minlength=length)
+    total[approx >= 2.0**62] = MAX_TOTAL
     return total
 
 

@@ -7,7 +7,9 @@ from typing import Any
 from flask import current_app, g, request
 
 from searcher.errors import BadRequest
+from searcher.search import check_characters
 from searcher.snapshot import Snapshot
+from searcher.sources import show
 
 
 def snapshot() -> Snapshot:
@@ -34,6 +36,7 @@ def _single_params(
     for name, values in params.items():
         if len(values) > 1:
             raise BadRequest(f"parameter '{name}' given more than once")
+        check_characters(name, values[0])
     return {name: values[0].strip() for name, values in params.items()}
 
 
@@ -45,17 +48,22 @@ def stats_for(snap: Snapshot, params: dict[str, list[str]]) -> tuple[str | None,
         tag = snap.canonical("tag", tag)
         if tag not in snap.stats.tags:
             held = ", ".join(snap.stats.tags[:10])
-            raise BadRequest(f"parameter 'tag': no tag '{tag}' in the index (it holds {held}…)")
+            raise BadRequest(f"parameter 'tag': no tag {show(tag)} in the index (it holds {held}…)")
     return tag, snap.stats.of(tag)
 
 
-def compare_params(params: dict[str, list[str]]) -> tuple[str | None, str, str]:
-    """(package or None, a, b) of a comparison: two specs, or a package's two tags."""
+def compare_params(
+    params: dict[str, list[str]], need_b: bool = True
+) -> tuple[str | None, str, str]:
+    """(package or None, a, b) of a comparison: two specs, or a package's two tags; b is
+    "" when not need_b and not given (the page then offers builds to compare a with)."""
     given = _single_params(params, ("a", "b", "package"), "/compare")
-    for name in ("a", "b"):
+    if "package" in given and not given["package"]:
+        raise BadRequest("parameter 'package' is empty: name the package to compare tags of")
+    for name in ("a", "b") if need_b or "package" in given else ("a",):
         if not given.get(name):
             raise BadRequest(
                 f"parameter '{name}' is missing: compare a=<tag>/<hash>&b=<tag>/<hash>, "
                 "or package=<name>&a=<tag>&b=<tag>"
             )
-    return given.get("package") or None, given["a"], given["b"]
+    return given.get("package") or None, given["a"], given.get("b", "")

@@ -220,3 +220,45 @@ def test_the_page_fuzzer_reaches_every_kind_of_problem(tmp_path):
     assert "could not determine a constructor" in reported["python-tag"][0]
     assert "nested deeper than 16 levels" in reported["deep"][0]
     assert "not UTF-8" in reported["binary"][0]
+
+
+# -- the CSV export's own row joining against Python's csv module -------------------------
+
+CELL = st.text(
+    alphabet=st.sampled_from([*'ab=@,";+~-/ ', "\t", "\r", "\n", "\x00", "é"]), max_size=8
+)
+
+
+@FUZZ
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.lists(CELL, min_size=8, max_size=8),
+            st.lists(CELL, max_size=3),
+            st.lists(CELL, max_size=3),
+            st.one_of(st.none(), st.integers(0, 2**40)),
+            st.one_of(st.none(), CELL),
+            st.lists(CELL, max_size=3),
+        ),
+        max_size=20,
+    )
+)
+def test_csv_rows_are_what_the_csv_module_writes_with_formulas_defused(rows):
+    import csv
+    import io
+
+    from searcher.export import EXPORT_FIELDS, lines
+    from searcher.search import Export
+
+    exported = [((*s[:8], v, st_, size, tar), deps) for s, v, st_, size, tar, deps in rows]
+    text = "".join(lines(Export(len(exported), iter([exported])), "csv"))
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\r\n")
+    writer.writerow(EXPORT_FIELDS)
+    for (tag, package, hash_, version, *arch), deps in exported:
+        compiler, os_, platform, target, variants, stacks, size, tarball = arch
+        cells = [f"{tag}/{hash_}", package, version, tag, hash_, compiler, os_, platform,
+                 target, ";".join(variants), ";".join(stacks),
+                 "" if size is None else str(size), tarball or "", ";".join(deps)]  # fmt: skip
+        writer.writerow(["'" + c if c[:1] in ("=", "@", "\t", "\r") else c for c in cells])
+    assert text == expected.getvalue()

@@ -133,9 +133,9 @@ def shard_file(generation: Path, name: str) -> Path:
     return generation / "shards" / shard["dir"] / name
 
 
-@pytest.mark.parametrize("name", ["sizes.npy", "stats.json", "rows.bin", "rows-offsets.npy"])
+@pytest.mark.parametrize("name", ["stats.json", "rows.bin", "rows-offsets.npy"])
 @pytest.mark.parametrize("damage", ["missing", "too short", "garbage"])
-def test_damaged_sizes_stats_or_export_rows_are_a_503_naming_the_generation(
+def test_damaged_stats_or_export_rows_are_a_503_naming_the_generation(
     index, corpus, client_for, name, damage
 ):
     generation = index / (index / "CURRENT").read_text().strip()

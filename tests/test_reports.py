@@ -69,7 +69,8 @@ def test_sizes_are_summed_where_the_pages_list_them(tmp_path, client_for):
         ' "size": "{size}"}}'
     )
     details = ", ".join(
-        entry.format(h=h * 32, size=size) for h, size in (("a", "1000"), ("b", "2500"), ("c", "-"))
+        entry.format(h=h * 32, size=size)
+        for h, size in (("a", "1000"), ("b", "2500"), ("c", "-"), ("d", str(2**62)))
     )
     page.write_text(
         '---\ntitle: "zlib"\ncategories: [package, develop-2025-01-05]\nmeta: x\n'
@@ -78,8 +79,9 @@ def test_sizes_are_summed_where_the_pages_list_them(tmp_path, client_for):
     index = tmp_path / "index"
     assert build(tmp_path / "src", index).exit_code == 0
     stats = client_for(index).get("/api/stats").get_json()
-    assert (stats["bytes"], stats["sized"], stats["specs"]) == (3500, 2, 3)
-    assert stats["largest"] == [{"package": "zlib", "specs": 3, "bytes": 3500}]
+    # A size past 1 TiB is no package: counted as unknown, never summed into a wrap.
+    assert (stats["bytes"], stats["sized"], stats["specs"]) == (3500, 2, 4)
+    assert stats["largest"] == [{"package": "zlib", "specs": 4, "bytes": 3500}]
     assert stats["tags"][0]["date"] == "2025-01-05"
 
 
@@ -147,11 +149,13 @@ def test_an_unknown_package_is_a_404_that_suggests_names(client):
 
 
 def variant_names(spec: dict) -> dict[str, str]:
-    found = {}
+    """Each variant name a spec sets and its value(s): several values of one name
+    (a listing may repeat a name) are shown together, sorted, comma-separated."""
+    found: dict[str, list[str]] = {}
     for v in spec["variants"]:
         name = v[1:] if v[:1] in "+~" else v.split("=")[0]
-        found[name] = v
-    return found
+        found.setdefault(name, []).append(v)
+    return {name: ", ".join(sorted(values)) for name, values in found.items()}
 
 
 def expected_differences(a: dict, b: dict, tags_of: dict[str, list[str]]) -> dict:
@@ -300,3 +304,30 @@ def test_compare_with_only_a_offers_the_other_builds(client, corpus_specs):
     page = html.unescape(page)
     for other in acl[1:]:
         assert f"/compare?a={first['tag']}/{first['hash']}&b={other['tag']}/{other['hash']}" in page
+
+
+def test_compare_takes_the_hash_prefix_a_result_shows(client, corpus_specs):
+    a, b = [s for s in corpus_specs if s["package"] == "acl"][:2]
+    short = {"a": f"{a['tag']}/{a['hash'][:7].upper()}", "b": f"{b['tag']}/{b['hash'][:7]}"}
+    body = client.get("/api/compare", query_string=short).get_json()
+    assert (body["a"]["hash"], body["b"]["hash"]) == (a["hash"], b["hash"])
+    page = client.get("/compare", query_string={"a": short["a"]})
+    assert page.status_code == 200 and a["hash"][:7] in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "message"),
+    [
+        ("/stats", {"tag": "dev\x00elop"}, "control character"),
+        ("/api/stats", {"tag": "dev\x00elop"}, "control character"),
+        ("/package/a%00b", {}, "control character"),
+        ("/compare", {"a": "a\r\nb/c"}, "control character"),
+        ("/compare", {"a": "develop"}, "must be <tag>/<hash>"),
+        ("/compare", [("a", "develop/x"), ("a", "develop/y")], "given more than once"),
+        ("/compare", {"a": "develop", "b": "v0.22.0", "package": " "}, "'package' is empty"),
+    ],
+)
+def test_the_pages_refuse_what_the_api_refuses(client, path, query, message):
+    response = client.get(path, query_string=query)
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert message in html.unescape(response.get_data(as_text=True))
