@@ -10,6 +10,7 @@ question through the public API as a script would without these endpoints:
 - stats: /api/search once per tag (its total) plus once with every facet counted;
 - package: /api/search?package=&tag= once per tag (the grid, row by row);
 - compare: two /api/spec answers (a script diffs them itself);
+- runs_on and target ranges: every runnable target named as a target= facet value;
 - export: 100,000 rows written from Spec objects (the path before Snapshot.export_rows),
   against the streamed /api/search.csv and .ndjson; with tracemalloc's peak for 10,000,
   100,000 and 300,000 rows once the label caches are warm (flat memory: the same peak
@@ -100,8 +101,43 @@ def bench_reports(index: Path, repeat: int = 40) -> None:
     tag_pair = urlencode({"package": package, "a": older, "b": newest})
     print(line(f"/api/compare?package= ({older} -> {newest})", timed(
         lambda: get(f"/api/compare?{tag_pair}"), max(5, repeat // 4))))  # fmt: skip
+    bench_targets(client, repeat)
     bench_export(app, client)
     app.extensions["searcher.index"].close()
+
+
+def bench_targets(client, repeat: int) -> None:
+    """runs_on and target ranges, against the same set asked as target= facet values
+    (every runnable target named, OR within the facet: what a client without ranges
+    would send; the same hits)."""
+    from searcher import targets
+
+    held = [row["value"] for row in client.get("/api/search?facet_size=1000").get_json()[
+        "facets"]["target"]]  # fmt: skip
+    print(f"\n# targets: {len(held)} held ({', '.join(held)})")
+    print(f"{'class (ms)':44} {'median':>8} {'p95':>8} {'baseline':>10} {'ratio':>8}")
+    classes = [
+        ("runs_on=zen4", [("runs_on", "zen4")], targets.runs_on("zen4")),
+        ("runs_on=neoverse_v2&tag=develop", [("runs_on", "neoverse_v2"), ("tag", "develop")],
+         targets.runs_on("neoverse_v2")),
+        ("q=target=:zen4", [("q", "target=:zen4")], targets.runs_on("zen4")),
+        ("q=target=x86_64_v3:", [("q", "target=x86_64_v3:")],
+         {t for t in held if targets.at_most("x86_64_v3", t)}),
+        ("q=py-torch target=aarch64:", [("q", "py-torch target=aarch64:")],
+         {t for t in held if targets.at_most("aarch64", t)}),
+    ]  # fmt: skip
+    for name, params, runnable in classes:
+        url = "/api/search?" + urlencode(params)
+        rest = [(k, v) for k, v in params if k not in ("runs_on", "q")]
+        q = [("q", "py-torch")] if "py-torch" in name else []
+        named = [("target", t) for t in held if t in runnable]
+        base_url = "/api/search?" + urlencode([*q, *rest, *named])
+        ours_total = client.get(url).get_json()["total"]
+        base_total = client.get(base_url).get_json()["total"]
+        assert ours_total == base_total, (name, ours_total, base_total)
+        ours = timed(lambda u=url: client.get(u), repeat)
+        base = timed(lambda u=base_url: client.get(u), repeat)
+        print(line(f"{name} ({ours_total:,} hits)", ours, base))
 
 
 def bench_export(app, client, rows: int = 100_000) -> None:

@@ -351,6 +351,17 @@ def _make_app(index_dir: str) -> Flask:
     show_default=True,
     help="text or json: one page; csv or ndjson: every hit (as /api/search.csv, .ndjson).",
 )
+@click.option(
+    "--runs-on",
+    metavar="CPU",
+    default="",
+    help="Only builds that run on this microarchitecture (zen4, neoverse_v2...).",
+)
+@click.option(
+    "--runs-here",
+    is_flag=True,
+    help="Only builds that run on this machine's CPU, as archspec detects it (said on stderr).",
+)
 @max_export_option
 def search(
     query: str,
@@ -361,6 +372,8 @@ def search(
     sort: str,
     as_json: bool,
     output: str,
+    runs_on: str,
+    runs_here: bool,
     max_export: int,
 ) -> None:
     """Search the index from the command line (spec syntax: py-torch@2.5:+cuda ...)."""
@@ -381,6 +394,15 @@ def search(
         if not sep:
             raise click.BadParameter(f"{item!r} is not FACET=VALUE", param_hint="--filter")
         params.setdefault(facet.strip(), []).append(value)
+    if runs_here:
+        if runs_on:
+            raise click.UsageError("--runs-here and --runs-on: give one of them")
+        from searcher import targets
+
+        runs_on = targets.host()
+        click.echo(f"searcher: this machine is {targets.label(runs_on)} (archspec)", err=True)
+    if runs_on:
+        params["runs_on"] = [runs_on]
     handle = IndexHandle(index_dir)
     try:
         request = SearchRequest.from_params(params)

@@ -10,6 +10,7 @@ it (the subset that fits build-cache listings)::
     key=value key=a,b key:=a,b key=true   valued variants (a,b: has at least a and b;
                         := exactly these; true/false as +key/~key)
     arch=linux-ubuntu24.04-aarch64 arch=aarch64 platform= os= target=
+    target=x86_64_v3: target=:zen4 target=a:b,c   Spack's target ranges (targets.py)
     /abc1234            hash prefix
     ^openmpi@5: ^cuda@12+dev   a dependency anywhere in the DAG (options after it are the
                         dependency's; several ^ AND); ^mpi: any provider of a virtual
@@ -34,6 +35,7 @@ from typing import Any
 
 from searcher.errors import QueryError
 from searcher.schema import FACET_NAMES
+from searcher.targets import TargetConstraint
 from searcher.versions import VersionList, VersionSyntaxError, parse_version_list
 
 MAX_QUERY_LENGTH = 1000
@@ -74,6 +76,9 @@ class FacetValue:
     value: str
     prefix: bool = False
     position: int = 0
+    # target= with Spack's ranges or a list (x86_64_v3:, :zen4, a,b): what a value must
+    # satisfy instead of being equal (targets.py).
+    targets: TargetConstraint | None = None
 
 
 @dataclass(frozen=True)
@@ -585,15 +590,30 @@ def _versions(body: str, at: int) -> VersionList:
 
 def _arch(key: str, value: str, at: int) -> list[FacetValue]:
     if key != "arch":
-        return [FacetValue(key, value, False, at - len(key) - 1)]
+        return [_target(key, value, at - len(key) - 1, at)]
     parts = value.split("-")
     if len(parts) == 1:
-        return [FacetValue("target", value, False, at)]
+        return [_target("target", value, at, at)]
     if len(parts) != 3 or not all(parts):
         raise QueryError(
             "arch= takes platform-os-target (linux-ubuntu24.04-aarch64) or a target", position=at
         )
-    return [FacetValue(f, v, False, at) for f, v in zip(ARCH_KEYS[1:], parts, strict=True)]
+    start = at + len(parts[0]) + len(parts[1]) + 2  # where the target begins
+    platform, os = (
+        FacetValue(f, v, False, at) for f, v in zip(ARCH_KEYS[1:3], parts, strict=False)
+    )
+    return [platform, os, _target("target", parts[2], at, start)]
+
+
+def _target(facet: str, value: str, at: int, value_at: int) -> FacetValue:
+    """A facet value; for target= with ':' or ',' (Spack's ranges and lists), with the
+    constraint it stands for."""
+    if facet != "target" or not (":" in value or "," in value):
+        return FacetValue(facet, value, False, at)
+    try:
+        return FacetValue(facet, value, False, at, TargetConstraint.parse(value))
+    except ValueError as exc:
+        raise QueryError(f"target={value}: {exc}", position=value_at) from None
 
 
 def _hash(value: str, at: int, after: str = "hash:") -> HashPrefix:

@@ -10,6 +10,7 @@ honest counts; an AND facet's counts are over the hits, what each value would na
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
+from searcher import targets
 from searcher.bitmaps import bitmap_of, ids
 from searcher.documents import RUNTIME_DEPTYPES, Dependency, Spec, normalize_compiler
 from searcher.errors import BadRequest, NotFound, QueryError
@@ -38,7 +40,7 @@ MAX_PAGE = 10_000
 # with the square of this number (4 s per page at 500 values before the cap).
 MAX_FILTER_VALUES = 50
 MAX_VALUE_LENGTH = 1000
-PARAMS = ("q", "page", "per_page", "facet_size", "sort")
+PARAMS = ("q", "page", "per_page", "facet_size", "sort", "runs_on")
 SORTS = ("relevance", "package", *SORT_FACETS)
 # Facets whose values did-you-mean offers for a word that matched nothing.
 SUGGEST_FROM = ("package", "os", "target", "platform", "compiler", "stack", "tag")
@@ -54,6 +56,8 @@ class SearchRequest:
     per_page: int = DEFAULT_PER_PAGE
     facet_size: int = DEFAULT_FACET_SIZE
     sort: str = "relevance"
+    # A microarchitecture: only builds that run on it (targets.runs_on), ANDed with all.
+    runs_on: str = ""
 
     @classmethod
     def from_params(cls, params: Mapping[str, Sequence[str]]) -> SearchRequest:
@@ -95,9 +99,17 @@ class SearchRequest:
         sort = _single(params, "sort", "relevance").strip() or "relevance"
         if sort not in SORTS:
             raise BadRequest(f"parameter 'sort' must be one of {', '.join(SORTS)}, got {sort!r}")
+        runs_on = _single(params, "runs_on", "").strip().lower()
+        if runs_on and not targets.known(runs_on):
+            near = difflib.get_close_matches(runs_on, targets.every(), n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise BadRequest(
+                f"parameter 'runs_on': archspec knows no microarchitecture '{runs_on}'{hint}"
+            )
         return cls(
             q=q,
             filters=filters,
+            runs_on=runs_on,
             page=integer_param(params, "page", 1, 1, MAX_PAGE),
             per_page=integer_param(params, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
             facet_size=integer_param(params, "facet_size", DEFAULT_FACET_SIZE, 1, MAX_FACET_SIZE),
@@ -112,6 +124,7 @@ class SearchRequest:
             "page": self.page,
             "per_page": self.per_page,
             "sort": self.sort,
+            "runs_on": self.runs_on or None,
         }
 
 
@@ -143,6 +156,8 @@ class SearchResult:
     bases: dict[str, BitMap] = field(default_factory=dict, repr=False)
     matched: BitMap = field(default_factory=BitMap, repr=False)  # every hit, not one page
     parsed: ParsedQuery = field(default_factory=lambda: ParsedQuery(""), repr=False)
+    # How the query was read where it may surprise: a target archspec does not know...
+    notes: list[str] = field(default_factory=list)
 
     def matched_for(self, facet: str) -> BitMap:
         """The documents a facet's counts were taken over."""
@@ -161,6 +176,7 @@ class SearchResult:
             "hits": [spec.to_record() for spec in self.hits],
             "facets": {name: [c.to_dict() for c in rows] for name, rows in self.facets.items()},
             "suggestions": [s.to_dict() for s in self.suggestions],
+            "notes": self.notes,
             "took_ms": round(self.took_ms, 3),
         }
 
@@ -169,7 +185,7 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
     """Run one search against one open generation of the index."""
     started = time.perf_counter()
     parsed = parse(request.q, snapshot.is_package)
-    matched = _match_query(snapshot, parsed)
+    matched = _match_query(snapshot, parsed, request.runs_on)
 
     selections = {f: snapshot.selected(f, values) for f, values in request.filters.items()}
     hits = matched
@@ -207,12 +223,38 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
         bases=bases,
         matched=hits,
         parsed=parsed,
+        notes=_notes(parsed, request.runs_on),
     )
 
 
-def _match_query(snapshot: Snapshot, parsed: ParsedQuery) -> BitMap:
-    """Documents matching the query text: any of its specs, and all its other clauses."""
+def _notes(parsed: ParsedQuery, runs_on: str) -> list[str]:
+    """What the answer should say about how the query was read."""
+    notes: list[str] = []
+
+    def walk(spec: SpecClause) -> None:
+        for clause in spec.arch:
+            for name in clause.targets.unknown() if clause.targets else ():
+                notes.append(
+                    f"target '{name}' is not a microarchitecture archspec knows: matched "
+                    "exactly, not as a range"
+                )
+        for dependency in spec.dependencies:
+            walk(dependency)
+
+    for spec in parsed.specs:
+        walk(spec)
+    if runs_on:
+        runnable = sorted(targets.runs_on(runs_on), key=targets.sort_key)
+        notes.append(f"runs_on={runs_on}: builds for {', '.join(runnable)}")
+    return list(dict.fromkeys(notes))
+
+
+def _match_query(snapshot: Snapshot, parsed: ParsedQuery, runs_on: str = "") -> BitMap:
+    """Documents matching the query text: any of its specs, and all its other clauses;
+    with runs_on, only the builds that run on that microarchitecture."""
     result = BitMap(snapshot.all_docs)
+    if runs_on:
+        result &= snapshot.matching("target", targets.runs_on_constraint(runs_on))
     for clause in parsed.clauses:
         if isinstance(clause, HashPrefix):
             result &= snapshot.hash_prefix_set(clause.prefix)
@@ -325,12 +367,16 @@ def _node_satisfies(node: Node, clause: SpecClause) -> bool:
 
 
 def _value_satisfies(value: str, clause: FacetValue) -> bool:
+    if clause.targets is not None:
+        return clause.targets.matches(value)
     if clause.prefix:
         return value.casefold().startswith(clause.value.casefold())
     return value.casefold() == clause.value.casefold()
 
 
 def _facet_docs(snapshot: Snapshot, clause: FacetValue) -> BitMap | FrozenBitMap:
+    if clause.targets is not None:  # a union of the few target values' bitmaps
+        return snapshot.matching(clause.facet, clause.targets)
     if clause.prefix:
         return snapshot.value_prefix_set(clause.facet, clause.value)
     return snapshot.value_set(clause.facet, clause.value)
@@ -624,10 +670,14 @@ class Relaxation:
 
 
 def _filtered(
-    snapshot: Snapshot, parsed: ParsedQuery, filters: Mapping[str, tuple[str, ...]]
+    snapshot: Snapshot,
+    parsed: ParsedQuery,
+    filters: Mapping[str, tuple[str, ...]],
+    runs_on: str = "",
 ) -> BitMap:
-    """Documents matching the query text and every facet selection (no counts, no page)."""
-    hits = _match_query(snapshot, parsed)
+    """Documents matching the query text, every facet selection and runs_on (no counts,
+    no page)."""
+    hits = _match_query(snapshot, parsed, runs_on)
     for facet, values in filters.items():
         if not hits:
             break
@@ -637,7 +687,8 @@ def _filtered(
 
 def count(snapshot: Snapshot, request: SearchRequest) -> int:
     """How many specs a request finds (no facets, no page)."""
-    return len(_filtered(snapshot, parse(request.q, snapshot.is_package), request.filters))
+    parsed = parse(request.q, snapshot.is_package)
+    return len(_filtered(snapshot, parsed, request.filters, request.runs_on))
 
 
 def relaxations(snapshot: Snapshot, request: SearchRequest) -> list[Relaxation]:
@@ -674,7 +725,9 @@ def _relaxed(
     filters: Mapping[str, tuple[str, ...]],
 ) -> Relaxation | None:
     q = request.q if q is None else q
-    changed = SearchRequest(q=q, filters=filters, sort=request.sort, per_page=request.per_page)
+    changed = SearchRequest(
+        q=q, filters=filters, sort=request.sort, per_page=request.per_page, runs_on=request.runs_on
+    )
     try:
         return Relaxation(kind, label, q, filters, count(snapshot, changed))
     except QueryError:  # what is left does not parse: no help to offer
@@ -717,7 +770,7 @@ _VARIANT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 def _rest_hits(snapshot: Snapshot, request: SearchRequest, q: str) -> BitMap | None:
     try:
-        return _filtered(snapshot, parse(q, snapshot.is_package), request.filters)
+        return _filtered(snapshot, parse(q, snapshot.is_package), request.filters, request.runs_on)
     except QueryError:
         return None
 
@@ -745,7 +798,7 @@ def export_hits(snapshot: Snapshot, request: SearchRequest, limit: int = MAX_EXP
     """The hits of a request in its sort order (BadRequest past `limit` hits); memory stays
     one chunk of specs whatever the total."""
     parsed = parse(request.q, snapshot.is_package)
-    hits = _filtered(snapshot, parsed, request.filters)
+    hits = _filtered(snapshot, parsed, request.filters, request.runs_on)
     if len(hits) > limit:
         raise BadRequest(
             f"the query has {len(hits):,} hits, more than the {limit:,} an export may hold: "

@@ -14,8 +14,9 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
 from pyroaring import BitMap
 
+from searcher import targets
 from searcher.charts import Chart, bar_chart, size_text
-from searcher.compare import compare
+from searcher.compare import compare, spec_rank
 from searcher.documents import Spec
 from searcher.errors import BadRequest, NotFound, QueryError
 from searcher.package import package_timeline, tag_diff
@@ -142,6 +143,8 @@ def search_page() -> ResponseReturnValue:
         sorts=SORTS,
         relaxed=relaxed,
         query_chips=query_chips,
+        runs_on_choices=RUNS_ON_CHOICES,
+        target_label=targets.label,
         max_export=current_app.config["MAX_EXPORT"],
         # Only the empty front page takes the focus: elsewhere a keyboard or screen-reader
         # user lands at the top of the page, not inside the box.
@@ -180,6 +183,8 @@ class FacetRow:
     count: int
     selected: bool
     packages: list[str] = field(default_factory=list)  # versions: the packages holding it
+    label: str = ""  # shown instead of the value (targets: 'zen4 (x86_64_v4)')
+    group: str = ""  # targets: the family heading it is listed under
 
 
 def _facet_rows(
@@ -198,10 +203,13 @@ def _facet_rows(
             # Top values by count, plus the selected ones; one more than shown tells the
             # template to offer "more".
             counted = counted[: shown + 1] + [c for c in counted[shown + 1 :] if c.selected]
-        if facet in ("version", "tag"):
-            order = {
-                v: i for i, v in enumerate(snap.in_sort_order(facet, [c.value for c in counted]))
-            }
+        if facet in ("version", "tag", "target"):
+            values = [c.value for c in counted]
+            if facet == "target":  # the lattice: by family, generic to specific
+                values = sorted(values, key=targets.sort_key)
+            else:
+                values = snap.in_sort_order(facet, values)
+            order = {v: i for i, v in enumerate(values)}
             head = sorted(counted[:shown], key=lambda c: order[c.value])
             counted = (
                 head + counted[shown:]
@@ -216,6 +224,9 @@ def _facet_rows(
         rows[facet] = [
             FacetRow(c.value, c.count, c.selected, packages.get(c.value, [])) for c in counted
         ]
+    for row in rows["target"]:
+        row.label = targets.label(row.value)
+        row.group = targets.family_label(row.value)
     return rows
 
 
@@ -283,10 +294,35 @@ def spec_page(tag: str, hash_: str) -> ResponseReturnValue:
     return render_template("spec.html", details=details, spec=details.spec)
 
 
+# The runs-on selector: every microarchitecture of the main families, by family, from
+# generic to specific.
+RUNS_ON_CHOICES = {
+    targets.FAMILY_LABELS[f]: names
+    for f, names in targets.families().items()
+    if f in targets.MAIN_FAMILIES
+}
 # Bars per facet chart of the stats page (the search page's facet lists every value).
 MAX_BARS = 30
 # Other builds offered to compare a spec with.
 MAX_CANDIDATES = 40
+
+
+@bp.app_template_filter("target_label")
+def target_label_filter(name: str) -> str:
+    """A target with its generic level: 'zen4 (x86_64_v4)'."""
+    return targets.label(name)
+
+
+@bp.app_template_filter("common_hosts")
+def common_hosts_filter(name: str) -> list[str]:
+    """The common CPUs a build for this target runs on (archspec)."""
+    return targets.common_hosts(name)
+
+
+@bp.app_template_filter("target_family")
+def target_family_filter(name: str) -> str:
+    """The family heading of a target ('' when archspec does not know it)."""
+    return targets.family_label(name) if targets.known(name) else ""
 
 
 @bp.app_template_filter("size")
@@ -403,10 +439,9 @@ def package_page(name: str) -> ResponseReturnValue:
 def compare_page() -> ResponseReturnValue:
     """Two specs side by side; a package between two tags; or, given only a=, the builds
     to compare a spec with."""
-    params = request_params()
-    if list(params) == ["a"] or (set(params) == {"a", "b"} and not "".join(params["b"]).strip()):
-        return _compare_candidates(params["a"][0].strip())
-    package, a, b = compare_params(params)
+    package, a, b = compare_params(request_params(), need_b=False)
+    if package is None and not b:
+        return _compare_candidates(a)
     if package is not None:
         return render_template("compare_tags.html", diff=tag_diff(snapshot(), package, a, b))
     return render_template("compare.html", comparison=compare(snapshot(), a, b))
@@ -414,9 +449,7 @@ def compare_page() -> ResponseReturnValue:
 
 def _compare_candidates(doc_id: str) -> ResponseReturnValue:
     snap = snapshot()
-    rank = snap.rank_for_id(doc_id)
-    if rank is None:
-        raise NotFound(f"parameter 'a': no spec {doc_id} in the index")
+    rank = spec_rank(snap, "a", doc_id)
     (spec,) = snap.specs([rank])
     same = snap.value_set("package", spec.package)
     here = same & snap.value_set("tag", spec.tag)
@@ -454,6 +487,7 @@ class PageLinks:
         expand: list[str] | None = None,
         q: str | None = None,
         sort: str | None = None,
+        runs_on: str | None = None,
     ) -> str:
         q = self.request.q if q is None else q
         sort = sort or self.request.sort
@@ -463,6 +497,9 @@ class PageLinks:
         for facet in FACET_NAMES:
             encoded = self._encoded.get(facet, {})
             parts.extend(encoded.get(v) or _pair(facet, v) for v in filters.get(facet, ()))
+        runs_on = self.request.runs_on if runs_on is None else runs_on
+        if runs_on:
+            parts.append(_pair("runs_on", runs_on))
         if page > 1:
             parts.append(_pair("page", str(page)))
         if self.request.per_page != DEFAULT_PER_PAGE:
@@ -480,6 +517,8 @@ class PageLinks:
         inputs of a form that keeps them (the search box; a facet's value search, which
         passes its own facet as `without`)."""
         state = [(f, v) for f in FACET_NAMES for v in self.request.filters.get(f, ())]
+        if self.request.runs_on and without != "runs_on":
+            state.append(("runs_on", self.request.runs_on))
         if self.request.sort != "relevance":
             state.append(("sort", self.request.sort))
         if self.request.per_page != DEFAULT_PER_PAGE:
@@ -507,10 +546,16 @@ class PageLinks:
         """Every hit of this search as CSV or NDJSON (/api/search.csv, .ndjson)."""
         parts = [_pair("q", self.request.q)] if self.request.q else []
         parts += [_pair(f, v) for f in FACET_NAMES for v in self.request.filters.get(f, ())]
+        if self.request.runs_on:
+            parts.append(_pair("runs_on", self.request.runs_on))
         if self.request.sort != "relevance":
             parts.append(_pair("sort", self.request.sort))
         base = url_for("api.search_csv" if kind == "csv" else "api.search_ndjson")
         return base + ("?" + "&".join(parts) if parts else "")
+
+    def without_runs_on(self) -> str:
+        """The same search for any CPU."""
+        return self._url(dict(self.request.filters), runs_on="")
 
     def relaxed(self, relaxation: Relaxation) -> str:
         """The search with one part removed or corrected (zero-result help)."""

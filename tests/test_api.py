@@ -24,11 +24,13 @@ def expected_body(specs, q: str, filters: dict, hits: list[dict], page=1, per_pa
             "page": page,
             "per_page": per_page,
             "sort": "relevance",
+            "runs_on": None,
         },
         "total": len(selected),
         "hits": [reference.hit(s) for s in hits],
         "facets": reference.facet_rows(specs, filters, size),
         "suggestions": [],
+        "notes": [],
     }
 
 
@@ -75,7 +77,14 @@ def test_hash_prefix_finds_exactly_one_spec_whole_body(client, corpus_specs):
     status, body = get_json(client, [("q", prefix)])
     assert status == 200
     assert without_timing(body) == {
-        "query": {"q": prefix, "filters": {}, "page": 1, "per_page": 20, "sort": "relevance"},
+        "query": {
+            "q": prefix,
+            "filters": {},
+            "page": 1,
+            "per_page": 20,
+            "sort": "relevance",
+            "runs_on": None,
+        },
         "total": len(same_prefix),
         "hits": [reference.hit(s) for s in same_prefix],
         "facets": {
@@ -86,6 +95,7 @@ def test_hash_prefix_finds_exactly_one_spec_whole_body(client, corpus_specs):
             for facet in reference.FACETS
         },
         "suggestions": [],
+        "notes": [],
     }
 
 

@@ -25,7 +25,7 @@ def test_type_a_query_and_drill_down_with_two_facet_values(
     page.goto(server.url + "/")
     assert urlsplit(page.url).query == "tag=develop"
 
-    page.get_by_role("combobox").fill("py-torch")
+    page.get_by_role("combobox", name="Search specs").fill("py-torch")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"q=py-torch"))
     assert parse_qsl(urlsplit(page.url).query) == [("q", "py-torch"), ("tag", "develop")]
@@ -83,9 +83,9 @@ def test_a_result_opens_its_spec_page_with_install_commands(page, generated_inde
 def test_autocomplete_with_the_keyboard(page, generated_index, live_server_for):
     server = live_server_for(generated_index)
     page.goto(server.url + "/search")
-    box = page.get_by_role("combobox")
+    box = page.get_by_role("combobox", name="Search specs")
     box.press_sequentially("+cuda py-to", delay=20)
-    options = page.get_by_role("option")
+    options = page.locator("#suggestions").get_by_role("option")
     options.first.wait_for()
     assert box.get_attribute("aria-expanded") == "true"
     assert options.first.get_attribute("data-value") == "py-torch"

@@ -49,7 +49,8 @@ def test_the_package_grid_leads_to_its_builds(new_page, server, specs, width):  
     rows = tab.locator("#package-grid tbody tr")
     assert {r.get_attribute("data-tag") for r in rows.all()} == {t for t, _ in held}
     (tag, version), count = held.most_common(1)[0]
-    cell = tab.get_by_role("link", name=f"{count} builds of attr@{version} in {tag}")
+    builds = "build" if count == 1 else "builds"
+    cell = tab.get_by_role("link", name=f"{count} {builds} of attr@{version} in {tag}")
     cell.click()
     tab.wait_for_url(re.compile(r"/search\?"))
     assert total(tab) == count
@@ -99,3 +100,34 @@ def test_what_changed_between_two_tags_from_the_package_page(new_page, server, s
     }
     only_b = tab.locator("#only-b a").evaluate_all("els => els.map(e => e.href)")
     assert {h.rsplit("/", 1)[1] for h in only_b} == hashes["develop"] - hashes["develop-2025-03-23"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_runs_on_selector_keeps_builds_that_run_on_the_cpu(new_page, server, specs, width):  # noqa: F811
+    import archspec.cpu
+
+    cpus = archspec.cpu.TARGETS
+    tab = new_page(width=width, javascript=width > 400)
+    tab.goto(server.url + "/search?tag=develop")
+    if width < 768:
+        tab.locator("details#filters > summary").click()
+    groups = tab.locator("#runs-on optgroup").evaluate_all("els => els.map(e => e.label)")
+    assert groups[:2] == ["x86-64", "AArch64"]
+    tab.select_option("#runs-on", "neoverse_v2")
+    tab.get_by_role("button", name="Apply").click()
+    tab.wait_for_url(re.compile(r"runs_on=neoverse_v2"))
+    expected = [
+        s
+        for s in specs
+        if s["tag"] == "develop"
+        and s["target"] in cpus
+        and cpus[s["target"]] <= cpus["neoverse_v2"]
+    ]
+    assert total(tab) == len(expected) > 0
+    # The tag stays, and a facet link keeps the CPU.
+    assert "tag=develop" in tab.url
+    link = tab.locator('section[data-facet="os"] a[data-value]').first.get_attribute("href")
+    assert "runs_on=neoverse_v2" in link
+    tab.locator("#runs-on-chip").click()
+    tab.wait_for_url(lambda url: "runs_on" not in url)
+    assert total(tab) == sum(1 for s in specs if s["tag"] == "develop")
