@@ -41,7 +41,8 @@ def search_ndjson() -> Response:
 def _export(kind: str) -> Response:
     request = SearchRequest.from_params(request_params())
     result = export_hits(snapshot(), request, current_app.config["MAX_EXPORT"])
-    response = Response(stream_with_context(lines(result, kind)), mimetype=FORMATS[kind])
+    # content_type, not mimetype: FORMATS already names the charset where it has one.
+    response = Response(stream_with_context(lines(result, kind)), content_type=FORMATS[kind])
     response.headers["Content-Disposition"] = f'attachment; filename="searcher-export.{kind}"'
     response.headers["X-Total-Count"] = str(result.total)
     return response

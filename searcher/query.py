@@ -613,7 +613,7 @@ def _target(facet: str, value: str, at: int, value_at: int) -> FacetValue:
     try:
         return FacetValue(facet, value, False, at, TargetConstraint.parse(value))
     except ValueError as exc:
-        raise QueryError(f"target={value}: {exc}", position=value_at) from None
+        raise QueryError(f"{exc} (in target={value})", position=value_at) from None
 
 
 def _hash(value: str, at: int, after: str = "hash:") -> HashPrefix:

@@ -29,6 +29,7 @@ from searcher.graph import Node
 from searcher.query import FacetValue, HashPrefix, ParsedQuery, SpecClause, Word, parse
 from searcher.schema import FACET_BY_NAME, FACET_NAMES
 from searcher.snapshot import Snapshot
+from searcher.sources import show
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 20
@@ -104,7 +105,7 @@ class SearchRequest:
             near = difflib.get_close_matches(runs_on, targets.every(), n=3)
             hint = f"; did you mean {', '.join(near)}?" if near else ""
             raise BadRequest(
-                f"parameter 'runs_on': archspec knows no microarchitecture '{runs_on}'{hint}"
+                f"parameter 'runs_on': archspec knows no microarchitecture {show(runs_on)}{hint}"
             )
         return cls(
             q=q,
@@ -392,8 +393,8 @@ def _suggestions(snapshot: Snapshot, parsed: ParsedQuery) -> list[Suggestion]:
     ]
     clauses = [*parsed.clauses, *(a for spec in parsed.specs for a in spec.arch)]
     for clause in clauses:
-        if not isinstance(clause, FacetValue) or clause.prefix:
-            continue
+        if not isinstance(clause, FacetValue) or clause.prefix or clause.targets:
+            continue  # a range found nothing for its meaning, not its spelling
         if not snapshot.value_set(clause.facet, clause.value):
             start = parsed.text.find(clause.value, clause.position)
             tried.append((clause.value, (clause.facet,), start))
@@ -707,6 +708,8 @@ def relaxations(snapshot: Snapshot, request: SearchRequest) -> list[Relaxation]:
             kept = {**request.filters, facet: tuple(v for v in values if v != value)}
             kept = {f: v for f, v in kept.items() if v}
             removals.append(("filter", f"{facet}: {value}", None, kept))
+    if request.runs_on:
+        removals.insert(0, ("runs_on", f"runs on: {request.runs_on}", None, dict(request.filters)))
     candidates += removals[: MAX_RELAXATIONS // 2]
     if len(words) > 1:
         for i, word in enumerate(words[: MAX_RELAXATIONS // 2]):
@@ -725,8 +728,9 @@ def _relaxed(
     filters: Mapping[str, tuple[str, ...]],
 ) -> Relaxation | None:
     q = request.q if q is None else q
+    runs_on = "" if kind == "runs_on" else request.runs_on
     changed = SearchRequest(
-        q=q, filters=filters, sort=request.sort, per_page=request.per_page, runs_on=request.runs_on
+        q=q, filters=filters, sort=request.sort, per_page=request.per_page, runs_on=runs_on
     )
     try:
         return Relaxation(kind, label, q, filters, count(snapshot, changed))

@@ -40,38 +40,40 @@ def every() -> list[str]:
 
 
 def known(name: str) -> bool:
-    """Whether archspec knows a microarchitecture by this name."""
-    return name in archspec.cpu.TARGETS
+    """Whether archspec knows a microarchitecture by this name (in any letter case)."""
+    return name.lower() in archspec.cpu.TARGETS
 
 
 @lru_cache(maxsize=4096)
 def ancestors(name: str) -> frozenset[str]:
     """The microarchitectures a target descends from (empty when unknown)."""
-    target = archspec.cpu.TARGETS.get(name)
+    target = archspec.cpu.TARGETS.get(name.lower())
     return frozenset(a.name for a in target.ancestors) if target else frozenset()
 
 
 def at_most(name: str, other: str) -> bool:
     """``name <= other`` in archspec's order: the same, or an ancestor of other (code for
     name runs on other); False when either is unknown."""
+    name, other = name.lower(), other.lower()
     return known(name) and known(other) and (name == other or name in ancestors(other))
 
 
 def runs_on(host: str) -> frozenset[str]:
     """Every target whose builds run on host: itself and its ancestors (its family's
     generic levels among them); empty when archspec does not know host."""
+    host = host.lower()
     return frozenset({host, *ancestors(host)}) if known(host) else frozenset()
 
 
 def family(name: str) -> str | None:
     """A target's family (x86_64, aarch64, ppc64le...), or None when unknown."""
-    target = archspec.cpu.TARGETS.get(name)
+    target = archspec.cpu.TARGETS.get(name.lower())
     return target.family.name if target else None
 
 
 def generic(name: str) -> str | None:
     """The most specific generic level a target implements (zen4 -> x86_64_v4)."""
-    target = archspec.cpu.TARGETS.get(name)
+    target = archspec.cpu.TARGETS.get(name.lower())
     return target.generic.name if target else None
 
 

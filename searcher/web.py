@@ -224,10 +224,24 @@ def _facet_rows(
         rows[facet] = [
             FacetRow(c.value, c.count, c.selected, packages.get(c.value, [])) for c in counted
         ]
-    for row in rows["target"]:
-        row.label = targets.label(row.value)
-        row.group = targets.family_label(row.value)
+    rows["target"] = _lattice(rows["target"], "target" in expand, shown)
     return rows
+
+
+def _lattice(rows: list[FacetRow], expanded: bool, shown: int) -> list[FacetRow]:
+    """The target facet's rows by family, generic to specific, each with its generic
+    level; the rows the page shows (the top ones, and any selected) sorted together, a
+    family heading before the first shown row of each family."""
+    visible = [r for i, r in enumerate(rows) if expanded or i < shown or r.selected]
+    hidden = [r for r in rows if all(r is not v for v in visible)]
+    visible.sort(key=lambda r: targets.sort_key(r.value))
+    last = None
+    for row in visible:
+        row.label = targets.label(row.value)
+        group = targets.family_label(row.value)
+        row.group = group if group != last else ""
+        last = group
+    return visible + hidden
 
 
 # The columns of a row of hits that can tell two builds of one package@version apart.
@@ -297,9 +311,7 @@ def spec_page(tag: str, hash_: str) -> ResponseReturnValue:
 # The runs-on selector: every microarchitecture of the main families, by family, from
 # generic to specific.
 RUNS_ON_CHOICES = {
-    targets.FAMILY_LABELS[f]: names
-    for f, names in targets.families().items()
-    if f in targets.MAIN_FAMILIES
+    targets.FAMILY_LABELS.get(f, f): names for f, names in targets.families().items()
 }
 # Bars per facet chart of the stats page (the search page's facet lists every value).
 MAX_BARS = 30
@@ -559,7 +571,8 @@ class PageLinks:
 
     def relaxed(self, relaxation: Relaxation) -> str:
         """The search with one part removed or corrected (zero-result help)."""
-        return self._url(dict(relaxation.filters), q=relaxation.q, expand=[])
+        runs_on = "" if relaxation.kind == "runs_on" else None
+        return self._url(dict(relaxation.filters), q=relaxation.q, expand=[], runs_on=runs_on)
 
     def with_query(self, q: str) -> str:
         """The same filters with other query text (did-you-mean)."""
@@ -570,8 +583,8 @@ class PageLinks:
         return self._url(dict(self.request.filters), sort=sort)
 
     def clear(self) -> str:
-        """Drop every facet selection, keep the query text."""
-        return self._url({}, expand=[])
+        """Drop every facet selection and the CPU, keep the query text."""
+        return self._url({}, expand=[], runs_on="")
 
     def page(self, number: int) -> str:
         """The same search on another page."""

@@ -43,6 +43,7 @@ def test_exports_hold_every_hit_in_the_order_of_the_pages(client, params):
     response = client.get("/api/search.csv?" + urlencode(params))
     assert response.status_code == 200 and response.is_streamed
     assert response.mimetype == "text/csv"
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.headers["Content-Disposition"] == 'attachment; filename="searcher-export.csv"'
     assert int(response.headers["X-Total-Count"]) == len(expected)
     rows = csv_rows(response.get_data(as_text=True))

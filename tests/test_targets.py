@@ -185,3 +185,37 @@ def test_the_target_facet_is_grouped_by_family_generic_first(client_for, lattice
     for i, a in enumerate(x86):
         assert not any(TARGETS[b] < TARGETS[a] for b in x86[i + 1 :]), (a, x86)
     assert "zen4 (x86_64_v4)" in facet
+
+
+def test_the_page_helps_when_the_cpu_emptied_the_search(client, corpus_specs):
+    import html as html_module
+
+    abyss = [s for s in corpus_specs if s["package"] == "abyss"]
+    assert abyss and not any(runs(s["target"], "ppc64le") for s in abyss)
+    page = html_module.unescape(
+        client.get("/search", query_string={"q": "abyss", "runs_on": "ppc64le"}).get_data(
+            as_text=True
+        )
+    )
+    assert f"without runs on: ppc64le</a> → {len(abyss)} specs" in page
+    assert 'href="/search?q=abyss"' in page
+    # Clearing the filters clears the CPU too; the notes are on the page.
+    page = html_module.unescape(
+        client.get(
+            "/search", query_string={"q": "acl", "tag": "develop", "runs_on": "zen4"}
+        ).get_data(as_text=True)
+    )
+    assert 'class="chip clear-all" href="/search?q=acl"' in page
+    assert "runs_on=zen4: builds for x86_64" in page
+
+
+def test_no_did_you_mean_rewrites_a_range(client_for, lattice):
+    body = client_for(lattice).get("/api/search", query_string={"q": "target=zen5:"}).get_json()
+    assert body["total"] == 0 and body["suggestions"] == []
+
+
+def test_each_family_is_headed_once_with_a_selection_past_the_top(client):
+    page = client.get("/search", query_string={"target": "x86_64_v4"}).get_data(as_text=True)
+    facet = page.split('id="facet-target"')[1].split("</section>")[0]
+    families = [part.split("</li>")[0] for part in facet.split('<li class="family">')[1:]]
+    assert len(families) == len(set(families)), families
