@@ -224,11 +224,11 @@ def search(snapshot: Snapshot, request: SearchRequest) -> SearchResult:
         bases=bases,
         matched=hits,
         parsed=parsed,
-        notes=_notes(parsed, request.runs_on),
+        notes=_notes(parsed, request.runs_on, request.filters),
     )
 
 
-def _notes(parsed: ParsedQuery, runs_on: str) -> list[str]:
+def _notes(parsed: ParsedQuery, runs_on: str, filters: Mapping[str, tuple[str, ...]]) -> list[str]:
     """What the answer should say about how the query was read."""
     notes: list[str] = []
 
@@ -239,11 +239,25 @@ def _notes(parsed: ParsedQuery, runs_on: str) -> list[str]:
                     f"target '{name}' is not a microarchitecture archspec knows: matched "
                     "exactly, not as a range"
                 )
+            for item in clause.targets.items if clause.targets else ():
+                low, high = item.low, item.high
+                both = bool(low and high) and targets.known(low) and targets.known(high)
+                if both and not targets.at_most(low, high):
+                    notes.append(
+                        f"target={low}:{high} holds no microarchitecture: {low} is not "
+                        f"{high} or one of its ancestors"
+                    )
         for dependency in spec.dependencies:
             walk(dependency)
 
     for spec in parsed.specs:
         walk(spec)
+    for value in filters.get("target", ()):
+        if ":" in value or "," in value:
+            notes.append(
+                f"the target filter takes one exact value ({value!r} is matched as it is); "
+                f"for Spack's ranges, write q=target={value}"
+            )
     if runs_on:
         runnable = sorted(targets.runs_on(runs_on), key=targets.sort_key)
         notes.append(f"runs_on={runs_on}: builds for {', '.join(runnable)}")

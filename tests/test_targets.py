@@ -219,3 +219,19 @@ def test_each_family_is_headed_once_with_a_selection_past_the_top(client):
     facet = page.split('id="facet-target"')[1].split("</section>")[0]
     families = [part.split("</li>")[0] for part in facet.split('<li class="family">')[1:]]
     assert len(families) == len(set(families)), families
+
+
+def test_a_range_that_holds_nothing_and_a_range_as_a_filter_are_said(client_for, lattice):
+    client = client_for(lattice)
+    body = client.get("/api/search", query_string={"q": "target=zen4:x86_64_v3"}).get_json()
+    assert body["total"] == 0
+    assert body["notes"] == [
+        "target=zen4:x86_64_v3 holds no microarchitecture: zen4 is not x86_64_v3 or one of "
+        "its ancestors"
+    ]
+    body = client.get("/api/search", query_string={"target": "x86_64_v3:"}).get_json()
+    assert body["total"] == 0
+    assert body["notes"] == [
+        "the target filter takes one exact value ('x86_64_v3:' is matched as it is); for "
+        "Spack's ranges, write q=target=x86_64_v3:"
+    ]
