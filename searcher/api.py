@@ -12,7 +12,7 @@ from searcher.errors import BadRequest
 from searcher.export import FORMATS, lines
 from searcher.package import package_timeline, tag_diff
 from searcher.search import SearchRequest, export_hits, integer_param, search, spec_details
-from searcher.views import compare_params, request_params, snapshot, stats_for
+from searcher.views import compare_params, no_params, request_params, snapshot, stats_for
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 # Package names are shorter; a longer prefix completes nothing.
@@ -84,9 +84,7 @@ def stats_json() -> Response:
 @bp.get("/package/<name>")
 def package_json(name: str) -> Response:
     """A package across tags: builds per tag and version, and per snapshot over time."""
-    params = request_params()
-    if params:
-        raise BadRequest(f"unknown parameter '{next(iter(params))}': /api/package takes none")
+    no_params(request_params(), "/api/package")
     return jsonify(package_timeline(snapshot(), name).to_dict())
 
 

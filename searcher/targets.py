@@ -15,14 +15,11 @@ its ancestors (``t <= X``: what X can run); ``target=A:B`` both; a comma makes a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-import archspec
 import archspec.cpu
 
-ARCHSPEC_VERSION = archspec.__version__
 # Families shown first, in this order, in the runs-on selector and the target facet.
 MAIN_FAMILIES = ("x86_64", "aarch64", "ppc64le")
 FAMILY_LABELS = {"x86_64": "x86-64", "aarch64": "AArch64", "ppc64le": "POWER (little endian)"}
@@ -182,11 +179,3 @@ def family_label(name: str) -> str:
     archspec does not know it)."""
     fam = family(name)
     return FAMILY_LABELS.get(fam or "", fam or "other")
-
-
-def grouped(names: Iterable[str]) -> dict[str, list[str]]:
-    """Targets by family label, each family from generic to specific."""
-    found: dict[str, list[str]] = {}
-    for name in sorted(names, key=sort_key):
-        found.setdefault(family_label(name), []).append(name)
-    return found

@@ -26,6 +26,12 @@ def request_params() -> dict[str, list[str]]:
     return {name: request.args.getlist(name) for name in request.args}
 
 
+def no_params(params: dict[str, list[str]], where: str) -> None:
+    """BadRequest naming the first parameter of a page that takes none."""
+    if params:
+        raise BadRequest(f"unknown parameter '{next(iter(params))}': {where} takes none")
+
+
 def _single_params(
     params: dict[str, list[str]], allowed: tuple[str, ...], where: str
 ) -> dict[str, str]:

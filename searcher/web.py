@@ -36,7 +36,7 @@ from searcher.search import (
     visible,
 )
 from searcher.stats import tag_date, timeline
-from searcher.views import compare_params, request_params, snapshot, stats_for
+from searcher.views import compare_params, no_params, request_params, snapshot, stats_for
 
 bp = Blueprint("web", __name__)
 # A facet's value search: `find_variant=cuda` lists the variant values holding "cuda".
@@ -352,21 +352,14 @@ def stats_page() -> ResponseReturnValue:
     rows = snap.stats.tag_rows()
     by_tag = {row["tag"]: row for row in rows}
     snapshots, releases = timeline(snap.stats.tags)
-    charts: list[Chart] = [
-        bar_chart(
-            "chart-snapshots",
-            "Specs per snapshot, oldest first (develop: now)",
-            [(t, by_tag[t]["specs"], url_for("web.search_page", tag=t)) for t in snapshots],
-        )
-    ]
-    if releases:
-        charts.append(
-            bar_chart(
-                "chart-releases",
-                "Specs per release",
-                [(t, by_tag[t]["specs"], url_for("web.search_page", tag=t)) for t in releases],
-            )
-        )
+    charts = _over_time(
+        ("chart-snapshots", "chart-releases"),
+        "Specs",
+        [(t, by_tag[t]["specs"]) for t in snapshots],
+        [(t, by_tag[t]["specs"]) for t in releases],
+        "specs",
+        {},
+    )
     scope = {"tag": tag} if tag else {}
     where = tag or "all tags"
     facet_charts = []
@@ -411,37 +404,43 @@ def _search_url(filters: dict[str, Any]) -> str:
     return url_for("web.search_page", **filters)
 
 
+def _over_time(
+    ids: tuple[str, str],
+    what: str,
+    snapshots: list[tuple[str, int]],
+    releases: list[tuple[str, int]],
+    unit: str,
+    filters: dict[str, str],
+) -> list[Chart]:
+    """Counts per snapshot in time order, and per release when there are any (stats.
+    timeline), each bar the search of its tag (and filters)."""
+
+    def rows(counts: list[tuple[str, int]]) -> list[tuple[str, int, str]]:
+        return [(t, n, _search_url({"tag": t, **filters})) for t, n in counts]
+
+    charts = [
+        bar_chart(
+            ids[0], f"{what} per snapshot, oldest first (develop: now)", rows(snapshots), unit
+        )
+    ]
+    if releases:
+        charts.append(bar_chart(ids[1], f"{what} per release", rows(releases), unit))
+    return charts
+
+
 @bp.get("/package/<name>")
 def package_page(name: str) -> ResponseReturnValue:
     """A package across tags: the tag x version grid, its build count per snapshot."""
-    params = request_params()
-    if params:
-        raise BadRequest(f"unknown parameter '{next(iter(params))}': /package takes none")
+    no_params(request_params(), "/package")
     found = package_timeline(snapshot(), name)
-    package = found.package
-    charts = [
-        bar_chart(
-            "chart-timeline",
-            f"Builds of {package} per snapshot, oldest first (develop: now)",
-            [
-                (t, n, url_for("web.search_page", tag=t, package=package))
-                for t, n in found.snapshots
-            ],
-            unit="builds",
-        )
-    ]
-    if found.releases:
-        charts.append(
-            bar_chart(
-                "chart-package-releases",
-                f"Builds of {package} per release",
-                [
-                    (t, n, url_for("web.search_page", tag=t, package=package))
-                    for t, n in found.releases
-                ],
-                unit="builds",
-            )
-        )
+    charts = _over_time(
+        ("chart-timeline", "chart-package-releases"),
+        f"Builds of {found.package}",
+        found.snapshots,
+        found.releases,
+        "builds",
+        {"package": found.package},
+    )
     return render_template(
         "package.html", found=found, charts=charts, tags=snapshot().stats.tags, tag_date=tag_date
     )
